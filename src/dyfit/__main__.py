@@ -1,0 +1,5 @@
+"""Allows ``python -m dyfit``."""
+
+from dyfit.cli.main import main
+
+main()

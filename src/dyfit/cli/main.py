@@ -1,0 +1,57 @@
+"""The ``dyfit`` command: a click group whose subcommands live in sibling modules.
+
+Subcommands are imported lazily, so ``dyfit --version`` does not import NumPy,
+torch or matplotlib. Every :class:`~dyfit.errors.DyfitError` becomes one line on
+stderr and the error's exit code (2 for bad input).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from dyfit import __version__
+
+__all__ = ["main", "cli"]
+
+# command name -> module in dyfit.cli holding a click command called `command`
+COMMANDS = {
+    "generate": "generate",
+    "simulate-detector": "simulate_detector",
+    "plot-events": "plot_events",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(f"dyfit.cli.{COMMANDS[name]}").command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dyfit")
+def cli() -> None:
+    """Drell-Yan angular coefficients (lambda, mu, nu) from detector-level events."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    from dyfit.errors import DyfitError
+
+    try:
+        cli.main(args=argv, prog_name="dyfit", standalone_mode=False)
+    except DyfitError as err:
+        click.echo(f"dyfit: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("dyfit: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2)
+    sys.exit(0)

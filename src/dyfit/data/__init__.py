@@ -1,0 +1,1 @@
+"""Event tables and their files (Parquet, ROOT, CSV)."""

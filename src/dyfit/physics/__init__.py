@@ -1,0 +1,1 @@
+"""Physics: the angular distribution, kinematics, parton distributions and the generator."""
