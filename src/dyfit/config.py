@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import TypeVar
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dyfit.errors import ConfigError

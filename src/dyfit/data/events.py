@@ -47,9 +47,8 @@ class EventTable:
         """Raise InputError naming every column in ``names`` that is missing."""
         missing = [n for n in names if n not in self.columns]
         if missing:
-            raise InputError(
-                f"{what} lacks column(s) {', '.join(missing)}; has {', '.join(self.names) or 'none'}"
-            )
+            have = ", ".join(self.names) or "none"
+            raise InputError(f"{what} lacks column(s) {', '.join(missing)}; it has {have}")
 
     def matrix(self, names: Sequence[str], dtype: type = np.float64) -> NDArray:
         """The columns ``names`` stacked into an array with shape (N, len(names))."""

@@ -52,7 +52,9 @@ class ThetaPrior(StrictModel):
         return out
 
     def describe(self) -> str:
-        return ",".join(f"{n}={lo:g}:{hi:g}" for n, (lo, hi) in zip(THETA_NAMES, self.bounds, strict=True))
+        return ",".join(
+            f"{n}={lo:g}:{hi:g}" for n, (lo, hi) in zip(THETA_NAMES, self.bounds, strict=True)
+        )
 
 
 # The proposal trained on λ ∈ [1.5, 2.5]; dyfit's default box covers θ0 and published values.
@@ -73,7 +75,9 @@ def parse_theta(text: str) -> NDArray[np.float64]:
                 raise InputError(
                     f"unknown theta key(s) {', '.join(sorted(unknown))}; use lambda, mu, nu"
                 )
-            theta = [float(values.get(n, d)) for n, d in zip(THETA_NAMES, (1.0, 0.0, 0.0), strict=True)]
+            theta = [
+                float(values.get(n, d)) for n, d in zip(THETA_NAMES, (1.0, 0.0, 0.0), strict=True)
+            ]
         elif len(parts) == 3:
             theta = [float(p) for p in parts]
         else:
@@ -86,7 +90,7 @@ def parse_theta(text: str) -> NDArray[np.float64]:
 
 
 def parse_prior(text: str) -> ThetaPrior:
-    """Parse "lambda=0:2,mu=-0.5:0.5,nu=-0.5:0.5" (omitted keys keep their default) or a preset name."""
+    """Parse "lambda=0:2,mu=-0.5:0.5,nu=-0.5:0.5" or a preset name; omitted keys keep defaults."""
     if text in PRESETS:
         return PRESETS[text]
     ranges = {}

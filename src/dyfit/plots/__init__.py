@@ -1,0 +1,1 @@
+"""Figures in the field's style (mplhep), saved as PNG and PDF."""
