@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("dyfit: aborted", err=True)
         sys.exit(130)
     except click.ClickException as err:
-        err.show()
+        # usage errors (a missing option, a value of the wrong type) are bad input too
+        click.echo(f"dyfit: error: {err.format_message()}", err=True)
         sys.exit(2)
     sys.exit(0)
