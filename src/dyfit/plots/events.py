@@ -158,7 +158,7 @@ def _acceptance(table: EventTable, theta: NDArray, n_generated: int, stem: Path)
         ax.set_xlabel(_label(name, "true "))
         ax.set_ylabel("acceptance [%]")
         ax.set_ylim(bottom=0.0)
-    axes[0].set_title(r"$\theta$ = ({:g}, {:g}, {:g}), {:,} generated".format(*theta, n_generated))
+    fig.suptitle(r"$\theta$ = ({:g}, {:g}, {:g}), {:,} generated".format(*theta, n_generated))
     return save_figure(fig, stem)
 
 
