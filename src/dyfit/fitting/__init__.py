@@ -1,0 +1,61 @@
+"""Fitting θ = (λ, μ, ν) with a frozen ratio model: likelihood, BCE (MIGRAD or Adam), scans.
+
+Example:
+    >>> from dyfit.fitting import TruthRatio, fit
+    >>> result = fit(TruthRatio(), data, nominal, method="likelihood")  # doctest: +SKIP
+    >>> print(result.table())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dyfit.data.events import EventTable
+from dyfit.errors import InputError
+from dyfit.fitting.bce import fit_bce
+from dyfit.fitting.evaluate import nominal_sample
+from dyfit.fitting.likelihood import fit_likelihood
+from dyfit.fitting.oracle import TruthRatio
+from dyfit.fitting.result import FIT_RESULT_SCHEMA, FitResult
+
+__all__ = [
+    "FIT_METHODS",
+    "FIT_RESULT_SCHEMA",
+    "FitResult",
+    "TruthRatio",
+    "fit",
+    "fit_bce",
+    "fit_likelihood",
+]
+
+FIT_METHODS = ("likelihood", "bce", "bce-adam")
+
+
+def fit(
+    model: Any,
+    data: EventTable,
+    nominal: EventTable | None = None,
+    method: str = "likelihood",
+    *,
+    source: Any = None,
+    n_nominal: int | None = None,
+    rng: np.random.Generator | None = None,
+    **options: Any,
+) -> FitResult:
+    """Fit θ with ``method`` ("likelihood", "bce" or "bce-adam"); options go to the fitter.
+
+    Without ``nominal``, ``n_nominal`` events (default 3× the data) are simulated at θ0
+    with ``source`` (anything with ``simulate(n, theta, rng)``) and ``rng`` (default: seed 0).
+    """
+    if method not in FIT_METHODS:
+        raise InputError(f"unknown fit method {method!r}; use one of {', '.join(FIT_METHODS)}")
+    if nominal is None:
+        if source is None:
+            raise InputError("give a nominal sample, or an event source to simulate one")
+        n = n_nominal if n_nominal is not None else 3 * len(data)
+        nominal = nominal_sample(source, n, rng if rng is not None else np.random.default_rng(0))
+    if method == "likelihood":
+        return fit_likelihood(model, data, nominal, **options)
+    return fit_bce(model, data, nominal, method=method, **options)
