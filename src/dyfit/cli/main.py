@@ -21,6 +21,12 @@ COMMANDS = {
     "generate": "generate",
     "simulate-detector": "simulate_detector",
     "plot-events": "plot_events",
+    "train": "train",
+    "check-ratio": "check_ratio",
+    "fit": "fit",
+    "scan": "scan",
+    "study": "study",
+    "demo": "demo",
 }
 
 
