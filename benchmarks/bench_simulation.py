@@ -22,6 +22,7 @@ def builtin_rate(n_events: int, workers: int) -> tuple[float, float]:
     start = time.perf_counter()
     sim.simulate(n_events, np.array([1.0, 0.0, 0.0]), np.random.default_rng(1))
     elapsed = time.perf_counter() - start
+    sim.close()
     return n_events / elapsed, elapsed
 
 

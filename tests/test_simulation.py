@@ -22,7 +22,9 @@ def test_exact_count_and_provenance():
 
 def test_same_seed_same_events_whatever_the_workers():
     one = Simulation(chunk_size=1 << 16).simulate(800, THETA0, np.random.default_rng(3))
-    two = Simulation(chunk_size=1 << 16, workers=2).simulate(800, THETA0, np.random.default_rng(3))
+    parallel = Simulation(chunk_size=1 << 16, workers=2)
+    two = parallel.simulate(800, THETA0, np.random.default_rng(3))
+    parallel.close()
     for name in one.names:
         np.testing.assert_array_equal(one[name], two[name])
     other = Simulation(chunk_size=1 << 16).simulate(800, THETA0, np.random.default_rng(4))
