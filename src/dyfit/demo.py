@@ -46,10 +46,8 @@ class _Step:
 
 
 def _train(estimator: str, events: int, epochs: int, cfg: DemoConfig, sim, run_dir: Path):
-    from dyfit.plots.training import plot_history
-    from dyfit.training.checkpoint import save_model
-    from dyfit.training.loop import TrainingConfig, train
-    from dyfit.training.samples import TrainingSource
+    from dyfit.training.loop import TrainingConfig
+    from dyfit.training.run import train_run
 
     config = TrainingConfig(
         estimator=estimator,
@@ -61,17 +59,7 @@ def _train(estimator: str, events: int, epochs: int, cfg: DemoConfig, sim, run_d
         seed=cfg.seed,
         device="cpu",
     )
-    source = TrainingSource(sim, config.features)
-    model, history = train(config, source, progress=True)
-    save_model(
-        model,
-        run_dir,
-        history=history.to_dict(),
-        training_config=config.model_dump(mode="json"),
-        provenance=source.describe(),
-    )
-    plot_history(history.to_dict(), run_dir / "training")
-    return model, history
+    return train_run(config, sim, run_dir, progress=True)
 
 
 def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None) -> Path:

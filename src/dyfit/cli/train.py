@@ -50,10 +50,10 @@ def command(
     """Train a ratio model r(x|theta) and save it to RUN_DIR (-o)."""
     from dyfit.config import load_toml, validate
     from dyfit.errors import InputError
-    from dyfit.plots.training import plot_history
-    from dyfit.training.checkpoint import MANIFEST, save_model
-    from dyfit.training.loop import TrainingConfig, train
-    from dyfit.training.samples import TOY_FEATURES, TrainingSource
+    from dyfit.training.checkpoint import MANIFEST
+    from dyfit.training.loop import TrainingConfig
+    from dyfit.training.run import train_run
+    from dyfit.training.samples import TOY_FEATURES
 
     if (run_dir / MANIFEST).exists() and not overwrite:
         raise InputError(f"{run_dir} already holds a model; choose another -o or pass --overwrite")
@@ -72,16 +72,7 @@ def command(
         from dyfit.simulation import Simulation
 
         simulator = Simulation(workers=workers)
-    source = TrainingSource(simulator, config.features)
-    model, history = train(config, source, progress=progress)
-    save_model(
-        model,
-        run_dir,
-        history=history.to_dict(),
-        training_config=config.model_dump(mode="json"),
-        provenance=source.describe(),
-    )
-    plot_history(history.to_dict(), run_dir / "training")
+    _, history = train_run(config, simulator, run_dir, progress=progress)
 
     best = history.best
     click.echo(

@@ -1,0 +1,36 @@
+"""One training run end to end: fresh events → trained model → checkpoint and Figure 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dyfit.networks import RatioModel
+from dyfit.training.checkpoint import save_model
+from dyfit.training.loop import TrainingConfig, TrainingHistory, train
+from dyfit.training.samples import EventSource, TrainingSource
+
+__all__ = ["train_run"]
+
+
+def train_run(
+    config: TrainingConfig, simulator: EventSource, run_dir: str | Path, *, progress: bool = False
+) -> tuple[RatioModel, TrainingHistory]:
+    """Train on fresh events from ``simulator``; write the checkpoint and ``training.png``.
+
+    Example:
+        >>> from dyfit.toy import ToyExperiment
+        >>> model, history = train_run(TrainingConfig(), ToyExperiment(), "run")  # doctest: +SKIP
+    """
+    from dyfit.plots.training import plot_history
+
+    source = TrainingSource(simulator, config.features)
+    model, history = train(config, source, progress=progress)
+    save_model(
+        model,
+        run_dir,
+        history=history.to_dict(),
+        training_config=config.model_dump(mode="json"),
+        provenance=source.describe(),
+    )
+    plot_history(history.to_dict(), Path(run_dir) / "training")
+    return model, history
