@@ -12,6 +12,7 @@ from dyfit.errors import InputError
 from dyfit.physics.angular import THETA0, angular_basis, as_theta
 from dyfit.physics.prior import ThetaPrior
 from dyfit.toy import ToyExperiment
+from dyfit.training.checkpoint import load_model
 from dyfit.training.loop import TrainingConfig, free_cores, train
 from dyfit.training.quality import check_ratio, model_log_ratio
 from dyfit.training.samples import (
@@ -299,8 +300,11 @@ def test_train_and_check_ratio_commands(tmp_path):
         str(config),
         "--estimator",
         "moments",
+        "--prior",
+        "proposal",
     ]
     train_command.main(args, standalone_mode=False)
+    assert load_model(run).prior.lambda_ == (1.5, 2.5)  # the proposal's training box
     assert {"manifest.json", "model.safetensors", "training.png", "training.pdf"} <= {
         p.name for p in run.iterdir()
     }

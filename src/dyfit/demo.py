@@ -33,6 +33,8 @@ class DemoConfig(StrictModel):
     classifier_events_per_epoch: int = 60_000
     classifier_epochs: int = 8
     validation_events: int = 30_000
+    # Small samples need small batches: 60k events in batches of 8192 are 7 Adam steps.
+    batch_size: int = 1024
     study_toys: int = 20
     study_events: int = 5_000
     seed: int = 1
@@ -55,6 +57,7 @@ def _train(estimator: str, events: int, epochs: int, cfg: DemoConfig, sim, run_d
         epochs=epochs,
         validation_events=cfg.validation_events,
         calibration_events=cfg.validation_events,
+        batch_size=cfg.batch_size,
         patience=3,
         seed=cfg.seed,
         device="cpu",

@@ -34,6 +34,11 @@ __all__ = ["command"]
 @click.option("--events", type=int, default=None, help="Training events per epoch.")
 @click.option("--epochs", type=int, default=None, help="Maximum number of epochs.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
+@click.option(
+    "--prior",
+    default=None,
+    help="Training box: lambda=LO:HI,mu=LO:HI,nu=LO:HI or a preset (default, proposal).",
+)
 @click.option("--toy", is_flag=True, help="Train on the analytic toy instead of the simulation.")
 @click.option(
     "--workers",
@@ -45,11 +50,12 @@ __all__ = ["command"]
 @click.option("--overwrite", is_flag=True, help="Replace a model already in the run folder.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def command(
-    run_dir, estimator, config_file, events, epochs, seed, toy, workers, overwrite, progress
+    run_dir, estimator, config_file, events, epochs, seed, prior, toy, workers, overwrite, progress
 ):
     """Train a ratio model r(x|theta) and save it to RUN_DIR (-o)."""
     from dyfit.config import load_toml, validate
     from dyfit.errors import InputError
+    from dyfit.physics.prior import parse_prior
     from dyfit.training.checkpoint import MANIFEST
     from dyfit.training.loop import TrainingConfig
     from dyfit.training.run import train_run
@@ -58,7 +64,13 @@ def command(
     if (run_dir / MANIFEST).exists() and not overwrite:
         raise InputError(f"{run_dir} already holds a model; choose another -o or pass --overwrite")
     base = load_toml(config_file, TrainingConfig) if config_file else TrainingConfig()
-    overrides = {"estimator": estimator, "events_per_epoch": events, "epochs": epochs, "seed": seed}
+    overrides = {
+        "estimator": estimator,
+        "events_per_epoch": events,
+        "epochs": epochs,
+        "seed": seed,
+        "prior": None if prior is None else parse_prior(prior),
+    }
     if toy and "features" not in base.model_fields_set:
         overrides["features"] = TOY_FEATURES
     settings = base.model_dump() | {k: v for k, v in overrides.items() if v is not None}
