@@ -38,6 +38,7 @@ lint: $(STAMP)
 
 bench: $(STAMP) install-pythia
 	$(PY) benchmarks/bench_simulation.py
+	$(PY) benchmarks/bench_training.py --threads 1
 
 clean:
 	rm -rf $(VENV) demo-output
