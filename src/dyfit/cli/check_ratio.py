@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dyfit.cli.options import workers_option
+
 __all__ = ["command"]
 
 
@@ -34,7 +36,8 @@ __all__ = ["command"]
     help="A check point (repeatable) [default: the prior's centre and 6 around it].",
 )
 @click.option("--seed", type=int, default=12345, show_default=True, help="Random seed.")
-def command(run_dir, events, out_dir, thetas, seed):
+@workers_option
+def command(run_dir, events, out_dir, thetas, seed, workers):
     """Reweight nominal events by the model of RUN_DIR and compare with events at theta."""
     import json
 
@@ -50,7 +53,7 @@ def command(run_dir, events, out_dir, thetas, seed):
 
     points = np.array([check_physical(parse_theta(t)) for t in thetas]) if thetas else None
     model = load_model(run_dir)
-    simulator = simulator_from_provenance(read_manifest(run_dir).get("provenance") or {})
+    simulator = simulator_from_provenance(read_manifest(run_dir).get("provenance") or {}, workers)
     rng = np.random.default_rng(seed)
     report = check_ratio(model, simulator, rng, thetas=points, n_events=events)
     out_dir = out_dir or run_dir / "check_ratio"

@@ -23,7 +23,7 @@ def load_model(model_dir: str) -> Any:
     return load(model_dir)
 
 
-def recorded_source(model_dir: str) -> Any:
+def recorded_source(model_dir: str, workers: int = 1) -> Any:
     """The event source a trained model records in its manifest (to simulate nominal events)."""
     from dyfit.errors import InputError
 
@@ -35,7 +35,7 @@ def recorded_source(model_dir: str) -> Any:
     provenance = read_manifest(model_dir).get("provenance")
     if not provenance:
         raise InputError(f"{model_dir} records no event source; give --nominal FILE")
-    return simulator_from_provenance(provenance)
+    return simulator_from_provenance(provenance, workers)
 
 
 def load_inputs(

@@ -15,6 +15,7 @@ from dyfit.cli.options import (
     seed_option,
     smearing_option,
     theta_options,
+    workers_option,
 )
 from dyfit.errors import InputError
 
@@ -30,7 +31,7 @@ PROGRESS_FROM = 100_000  # events; below this a run takes seconds and a bar is n
 @seed_option
 @smearing_option
 @config_option
-@click.option("--workers", type=int, default=1, show_default=True, help="processes.")
+@workers_option
 @output_option
 def command(
     n_events, lambda_, mu, nu, theta, prior, target, seed, smearing, config, workers, output
@@ -38,8 +39,6 @@ def command(
     """Simulate N events at a fixed theta, or with theta drawn per event from a prior."""
     if n_events <= 0:
         raise InputError(f"--events must be a positive number of events, got {n_events}")
-    if workers <= 0:
-        raise InputError(f"--workers must be positive, got {workers}")
     theta, prior = resolve_theta(lambda_, mu, nu, theta, prior)
     from dyfit.data.io import event_format, write_events
 

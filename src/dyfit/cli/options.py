@@ -140,3 +140,12 @@ def notes() -> Iterator[None]:
             click.echo(f"dyfit: note: {w.message}", err=True)
         else:  # not ours: hand it back to the normal warning machinery
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes for the built-in simulation (results do not depend on it).",
+)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dyfit.cli.options import workers_option
+
 __all__ = ["command"]
 
 
@@ -40,9 +42,20 @@ __all__ = ["command"]
 )
 @click.option("--no-oracle", is_flag=True, help="Skip the truth-level oracle fits.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@workers_option
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False))
 def command(
-    model_dir, thetas, toys, events, nominal_events, methods, source, no_oracle, seed, output
+    model_dir,
+    thetas,
+    toys,
+    events,
+    nominal_events,
+    methods,
+    source,
+    no_oracle,
+    seed,
+    workers,
+    output,
 ) -> None:
     """Fit K toys per theta with fresh nominal samples; write tables (Markdown, JSON) and plots."""
     import numpy as np
@@ -53,7 +66,7 @@ def command(
     from dyfit.toy import ToyExperiment
 
     model = load_model(model_dir)
-    src = ToyExperiment() if source == "toy" else recorded_source(model_dir)
+    src = ToyExperiment() if source == "toy" else recorded_source(model_dir, workers)
     study = run_study(
         model,
         src,

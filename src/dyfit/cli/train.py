@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dyfit.cli.options import workers_option
+
 __all__ = ["command"]
 
 
@@ -40,13 +42,7 @@ __all__ = ["command"]
     help="Training box: lambda=LO:HI,mu=LO:HI,nu=LO:HI or a preset (default, proposal).",
 )
 @click.option("--toy", is_flag=True, help="Train on the analytic toy instead of the simulation.")
-@click.option(
-    "--workers",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Processes for the simulation (not used with --toy).",
-)
+@workers_option
 @click.option("--overwrite", is_flag=True, help="Replace a model already in the run folder.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def command(

@@ -282,7 +282,7 @@ class FixedTrainingSource:
         } | {"events_meta": _json_safe(self.meta)}
 
 
-def simulator_from_provenance(provenance: dict[str, Any]) -> EventSource:
+def simulator_from_provenance(provenance: dict[str, Any], workers: int = 1) -> EventSource:
     """The event source a model was trained with, rebuilt from its manifest's provenance.
 
     The toy is rebuilt with its acceptance, ``dyfit.simulation.Simulation`` with the
@@ -306,4 +306,5 @@ def simulator_from_provenance(provenance: dict[str, Any]) -> EventSource:
         validate(GeneratorConfig, recorded.get("generator_config", {}), "recorded generator"),
         validate(SpectrometerConfig, recorded.get("detector_config", {}), "recorded detector"),
         smearing=recorded.get("smearing", True),
+        workers=workers,
     )
