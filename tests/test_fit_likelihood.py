@@ -191,3 +191,24 @@ def test_nominal_sample_simulated_from_a_source():
     )
     np.testing.assert_array_equal(simulated.values, direct.values)
     assert simulated.n_nominal == 5000
+
+
+class Sharpened(AsNetwork):
+    """The oracle's log-ratio tripled: a ratio model that claims three times the information."""
+
+    def log_ratio(self, x, theta):
+        return 3.0 * super().log_ratio(x, theta)
+
+
+def test_oracle_expectation_matches_the_fisher_error_and_guards_overconfidence():
+    data, nominal = sample(20_000, THETA, 31), sample(60_000, THETA0, 32)
+    with pytest.warns(DyfitWarning, match="below the truth-level limit"):
+        overconfident = fit_likelihood(Sharpened(WIDE), data, nominal)
+    exact = fit_likelihood(TruthRatio(WIDE), data, nominal)
+    limit = np.array(list(exact.extra["sigma_oracle_expected"].values()))
+    # The expected oracle error from the reweighted nominal sample equals the quadrature
+    # Fisher error within the nominal sample's statistical precision (a few per cent).
+    fisher = np.sqrt(np.diag(np.linalg.inv(len(data) * fisher_per_event(exact.values))))
+    np.testing.assert_allclose(limit, fisher, rtol=0.05)
+    assert np.all(overconfident.error_breakdown()["stat"] < 0.8 * limit)
+    assert not any("truth-level limit" in w for w in exact.warnings)

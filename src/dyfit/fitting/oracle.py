@@ -19,10 +19,10 @@ from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from dyfit.data.events import EventTable
-from dyfit.physics.angular import angular_basis
+from dyfit.physics.angular import angular_basis, basis_coefficients
 from dyfit.physics.prior import ThetaPrior
 
-__all__ = ["TruthRatio"]
+__all__ = ["TruthRatio", "expected_oracle_errors"]
 
 # E_0[a] over the full sphere: ∫ b dΩ / ∫ (1 + cos²θ) dΩ = (3/4, 1/4, 0, 0).
 ABAR_SPHERE = (0.75, 0.25, 0.0, 0.0)
@@ -93,3 +93,30 @@ class TruthRatio(nn.Module):
         coef = torch.cat([torch.ones_like(theta[..., :1]), theta], dim=-1)
         h = self.moments(x)
         return torch.log((h * coef).sum(-1)) - torch.log((self.abar.to(x.dtype) * coef).sum(-1))
+
+
+def expected_oracle_errors(
+    nominal: EventTable, theta: ArrayLike, n_events: int
+) -> np.ndarray | None:
+    r"""The truth-level (oracle) error on θ expected for ``n_events`` events at θ, shape (3,).
+
+    The Fisher information of the normalised truth-level likelihood is
+    n · Cov_θ(∇log(a·c)), the covariance taken over the nominal sample reweighted to θ
+    by w = a·c. No detector-level method can have a smaller statistical error on the
+    same acceptance, so a fit reporting less has a miscalibrated ratio model. Returns
+    None when the nominal sample lacks the truth angles (real data workflows).
+    """
+    if "true_costh" not in nominal or "true_phi" not in nominal:
+        return None
+    a = angular_basis(nominal["true_costh"], nominal["true_phi"])
+    ac = a @ basis_coefficients(theta)
+    if np.any(ac <= 0):
+        return None
+    score = a[:, 1:] / ac[:, None]
+    w = ac / ac.sum()
+    centred = score - w @ score
+    info = n_events * (centred.T * w) @ centred
+    try:
+        return np.sqrt(np.diag(np.linalg.inv(info)))
+    except np.linalg.LinAlgError:
+        return None
