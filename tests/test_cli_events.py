@@ -260,7 +260,7 @@ def test_simulate_detector_drops_invalid_on_request(tmp_path, capsys, fakes) -> 
     code, _, err = run(capsys, "simulate-detector", "--truth", str(truth_file), "--drop-invalid",
                        "-o", str(tmp_path / "reco.parquet"))  # fmt: skip
     assert code == 0
-    assert err.strip() == "dyfit: note: dropped 2 of 100 events with NaN or inf (true_mum_pz: 2)"
+    assert err.strip() == "dyfit: warning: dropped 2 of 100 events with NaN or inf (true_mum_pz: 2)"
 
 
 def _damaged(kind: str, folder: Path) -> Path:
@@ -318,7 +318,7 @@ def test_plot_events_command(tmp_path, capsys) -> None:
                              for e in ("png", "pdf"))  # fmt: skip
     assert all((tmp_path / "figs" / name).exists() for name in written)
     assert err.strip().splitlines() == [
-        "dyfit: note: acceptance plot skipped: it needs true_costh, true_phi and metadata theta "
+        "dyfit: warning: acceptance plot skipped: it needs true_costh, true_phi and metadata theta "
         "(one fixed value) and n_generated, which a prior sample or an external file lacks"
     ]
     before = {p.name for p in tmp_path.iterdir()}

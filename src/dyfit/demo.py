@@ -28,12 +28,12 @@ class DemoConfig(StrictModel):
     theta: tuple[float, float, float] = (1.0, 0.0, 0.05)  # E866-like: λ ≈ 1, ν ≈ 0.05
     data_events: int = 20_000
     nominal_factor: int = 3  # nominal events for the normalisation, per data event
-    moments_events_per_epoch: int = 60_000
-    moments_epochs: int = 8
-    classifier_events_per_epoch: int = 60_000
-    classifier_epochs: int = 8
+    moments_events_per_epoch: int = 100_000
+    moments_epochs: int = 10
+    classifier_events_per_epoch: int = 100_000
+    classifier_epochs: int = 10
     validation_events: int = 30_000
-    # Small samples need small batches: 60k events in batches of 8192 are 7 Adam steps.
+    # Small samples need small batches: 10^5 events in batches of 8192 are 12 Adam steps.
     batch_size: int = 1024
     study_toys: int = 20
     study_events: int = 5_000

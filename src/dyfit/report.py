@@ -63,6 +63,11 @@ def _breakdown(fits: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _warnings(fits: dict[str, Any]) -> str:
+    lines = [f"- **{label}**: {note}" for label, r in fits.items() for note in r.warnings]
+    return "\n".join(lines) + "\n" if lines else "None.\n"
+
+
 def _training(histories: dict[str, Any]) -> str:
     lines = []
     for name, history in histories.items():
@@ -111,6 +116,10 @@ Errors include the finite nominal sample's contribution. The oracle uses the tru
 Collins–Soper angles of the same events (the truth-level likelihood), which no detector
 level method can beat; σ/σ_oracle measures how close a method comes to it.
 
+Warnings raised by the fits (an error below the truth-level limit means the ratio model is
+miscalibrated and that row's errors cannot be trusted):
+
+{_warnings(fits)}
 Error breakdown (stat: the data; nominal: the normalisation sample):
 
 {_breakdown(fits)}

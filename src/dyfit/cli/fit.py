@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["command", "load_model", "recorded_source", "load_inputs", "echo_warnings"]
+__all__ = ["command", "load_model", "recorded_source", "load_inputs"]
 
 
 def load_model(model_dir: str) -> Any:
@@ -55,12 +54,6 @@ def load_inputs(
         n = nominal_events if nominal_events is not None else 3 * len(data)
         nominal = nominal_sample(recorded_source(model_dir), n, np.random.default_rng(seed))
     return model, data, nominal
-
-
-def echo_warnings(caught: list[warnings.WarningMessage]) -> None:
-    """Print dyfit's warnings as one line each on stderr (stdout stays for results)."""
-    for w in caught:
-        click.echo(f"dyfit: warning: {w.message}", err=True)
 
 
 @click.command("fit")
@@ -138,7 +131,7 @@ def command(
 ) -> None:
     """Fit (lambda, mu, nu) with a frozen ratio model; errors include the nominal sample."""
     from dyfit.atomic import write_text_atomic
-    from dyfit.errors import DyfitWarning, InputError
+    from dyfit.errors import InputError
     from dyfit.fitting import fit
     from dyfit.physics.prior import parse_theta
 
@@ -152,10 +145,7 @@ def command(
         options.update(minos=minos, ensemble=[load_model(d) for d in ensemble])
     if method == "bce-adam":
         options.update(epochs=epochs, lr=lr)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DyfitWarning)
-        result = fit(model, data, nominal, method=method, **options)
-    echo_warnings(caught)
+    result = fit(model, data, nominal, method=method, **options)
     click.echo(json.dumps(result.to_json(), allow_nan=False) if as_json else result.table())
     if output is not None:
         out = Path(output)

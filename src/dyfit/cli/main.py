@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -46,9 +47,24 @@ def cli() -> None:
     """Drell-Yan angular coefficients (lambda, mu, nu) from detector-level events."""
 
 
-def main(argv: list[str] | None = None) -> None:
-    from dyfit.errors import DyfitError
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """DyfitWarnings as one line each; other warnings as Python prints them."""
+    from dyfit.errors import DyfitWarning
 
+    if issubclass(category, DyfitWarning):
+        click.echo(f"dyfit: warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def main(argv: list[str] | None = None) -> None:
+    from dyfit.errors import DyfitError, DyfitWarning
+
+    warnings.simplefilter("always", DyfitWarning)
+    warnings.showwarning = _show_warning
     try:
         cli.main(args=argv, prog_name="dyfit", standalone_mode=False)
     except DyfitError as err:

@@ -7,9 +7,7 @@ imported at module level: ``dyfit CMD --help`` stays fast.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -30,7 +28,7 @@ __all__ = [
     "seed_option",
     "smearing_option",
     "config_option",
-    "notes",
+    "workers_option",
 ]
 
 
@@ -125,21 +123,6 @@ config_option = click.option(
     metavar="FILE.toml",
     help="TOML with optional [generator] and [detector] tables.",
 )
-
-
-@contextlib.contextmanager
-def notes() -> Iterator[None]:
-    """Print each :class:`DyfitWarning` raised in the block as one ``dyfit: note:`` line."""
-    from dyfit.errors import DyfitWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DyfitWarning)
-        yield
-    for w in caught:
-        if issubclass(w.category, DyfitWarning):
-            click.echo(f"dyfit: note: {w.message}", err=True)
-        else:  # not ours: hand it back to the normal warning machinery
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 workers_option = click.option(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from dyfit.cli.options import columns_option, notes
+from dyfit.cli.options import columns_option
 
 __all__ = ["command"]
 
@@ -23,7 +23,6 @@ def command(events_file, outdir, columns):
     from dyfit.plots.events import plot_events
 
     table = read_events(events_file, columns=columns)
-    with notes():
-        paths = plot_events(table, outdir)
+    paths = plot_events(table, outdir)
     for path in paths:
         click.echo(str(path))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import click
@@ -66,8 +65,8 @@ def command(
 ) -> None:
     """Scan the NLL or the BCE through the minimum (the proposal's Figure 2) and draw contours."""
     from dyfit.atomic import write_text_atomic
-    from dyfit.cli.fit import echo_warnings, load_inputs
-    from dyfit.errors import DyfitWarning, InputError
+    from dyfit.cli.fit import load_inputs
+    from dyfit.errors import InputError
     from dyfit.fitting import fit
     from dyfit.fitting.scan import loss_objective, scan_1d, scan_2d
     from dyfit.physics.prior import parse_theta
@@ -76,15 +75,12 @@ def command(
     model, data, nominal = load_inputs(model_dir, data_path, nominal_path, nominal_events, seed)
     injected = None if truth is None else parse_theta(truth)
     errors = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DyfitWarning)
-        if at is None:
-            method = "likelihood" if loss == "nll" else "bce"
-            result = fit(model, data, nominal, method=method, drop_invalid=drop_invalid)
-            theta_hat, errors = result.values, result.errors
-        else:
-            theta_hat = parse_theta(at)
-    echo_warnings(caught)
+    if at is None:
+        method = "likelihood" if loss == "nll" else "bce"
+        result = fit(model, data, nominal, method=method, drop_invalid=drop_invalid)
+        theta_hat, errors = result.values, result.errors
+    else:
+        theta_hat = parse_theta(at)
     objective = loss_objective(model, data, nominal, loss, drop_invalid)
     out = Path(output)
     record = {"loss": loss, "theta_hat": theta_hat.tolist(), "profiled": profile, "scans": []}

@@ -12,7 +12,6 @@ import click
 from dyfit.cli.options import (
     columns_option,
     config_option,
-    notes,
     output_option,
     seed_option,
     smearing_option,
@@ -57,8 +56,7 @@ def command(truth_spec, output, seed, smearing, config, columns, beam_energy, dr
             f"{truth_spec} lacks truth column(s) {', '.join(missing)}; map them with "
             f"--columns {missing[0]}=NAME,... (the file has {', '.join(truth.names)})"
         )
-    with notes():
-        truth = check_finite(truth, TRUTH_LEPTON_COLUMNS, drop_invalid=drop_invalid)
+    truth = check_finite(truth, TRUTH_LEPTON_COLUMNS, drop_invalid=drop_invalid)
     events, summary = simulate_detector(
         truth, detector, np.random.default_rng(seed), beam_energy=beam_energy, smearing=smearing
     )
