@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from dyfit.cli.options import nominal_options
+
 __all__ = ["command", "load_model", "recorded_source", "load_inputs"]
 
 
@@ -77,17 +79,7 @@ def load_inputs(
     default="likelihood",
     show_default=True,
 )
-@click.option(
-    "--nominal",
-    "nominal_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Events at theta0 = (1, 0, 0); simulated with the model's source if not given.",
-)
-@click.option(
-    "--nominal-events",
-    type=click.IntRange(min=1),
-    help="Nominal events to simulate without --nominal [default: 3x the data].",
-)
+@nominal_options
 @click.option("--start", help="Start theta as L,M,V [default: 1,0,0].")
 @click.option("--minos", is_flag=True, help="Also run MINOS (likelihood only).")
 @click.option("--ensemble", multiple=True, help="Further run directories: training spread.")

@@ -29,6 +29,7 @@ __all__ = [
     "smearing_option",
     "config_option",
     "workers_option",
+    "nominal_options",
 ]
 
 
@@ -132,3 +133,18 @@ workers_option = click.option(
     show_default=True,
     help="Processes for the built-in simulation (results do not depend on it).",
 )
+
+
+def nominal_options(f: Callable) -> Callable:
+    """``--nominal FILE`` and ``--nominal-events M``: the sample that normalises the ratio."""
+    f = click.option(
+        "--nominal-events",
+        type=click.IntRange(min=1),
+        help="Nominal events to simulate without --nominal [default: 3x the data].",
+    )(f)
+    return click.option(
+        "--nominal",
+        "nominal_path",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Events at theta0 = (1, 0, 0); simulated with the model's source if not given.",
+    )(f)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from dyfit.cli.options import nominal_options
+
 __all__ = ["command"]
 
 
@@ -20,17 +22,7 @@ def _json(values):
 @click.command("scan")
 @click.option("--model", "model_dir", required=True, help="Run directory, or 'truth'.")
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--nominal",
-    "nominal_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Events at theta0; simulated with the model's source if not given.",
-)
-@click.option(
-    "--nominal-events",
-    type=click.IntRange(min=1),
-    help="Nominal events to simulate without --nominal [default: 3x the data].",
-)
+@nominal_options
 @click.option("--loss", type=click.Choice(["nll", "bce"]), default="nll", show_default=True)
 @click.option(
     "--parameter",
