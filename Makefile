@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # this project's machines carry; an unpinned torch pulls a multi-GB CUDA build.
 TORCH  := torch==2.13.0
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install install-pythia demo test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
