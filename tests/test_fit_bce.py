@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dyfit.errors import InputError
+from dyfit.errors import DyfitWarning, InputError
 from dyfit.fitting import TruthRatio, fit_bce, fit_likelihood
 from dyfit.fitting.bce import BCE
 from dyfit.fitting.evaluate import ratio_sample
@@ -76,7 +76,9 @@ def test_analytic_hessian_matches_finite_differences(events):
 def test_bce_needs_a_normalised_ratio_the_likelihood_does_not():
     data, nominal = sample(50000, THETA, 4), sample(150000, THETA0, 5)
     unnormalised = TruthRatio(prior=WIDE)  # ā of the full sphere, not of the acceptance
-    biased = fit_bce(unnormalised, data, nominal)
+    # The wrongly normalised ratio also claims more precision than the truth-level limit.
+    with pytest.warns(DyfitWarning, match="below the truth-level limit"):
+        biased = fit_bce(unnormalised, data, nominal)
     good = fit_bce(ORACLE, data, nominal)
     # Measured here: the λ pull is about −19 with the wrong ā, below 1 with the right one.
     assert abs(biased.values[0] - THETA[0]) > 5 * biased.errors[0]

@@ -39,6 +39,7 @@ from dyfit.fitting.likelihood import (
     start_point,
     valid_start,
 )
+from dyfit.fitting.oracle import check_physical_limit
 from dyfit.fitting.result import FitResult
 from dyfit.physics.angular import THETA_NAMES, basis_coefficients
 
@@ -199,9 +200,7 @@ def fit_bce(
         notes.append("the BCE Hessian is not positive definite at the minimum; no errors")
     if n_bad:
         notes.append(f"dropped {n_bad} data event(s) with NaN or inf")
-    for note in notes:
-        warnings.warn(note, DyfitWarning, stacklevel=2)
-    return FitResult(
+    result = FitResult(
         method=method,
         n_events=len(d),
         values=theta,
@@ -214,3 +213,7 @@ def fit_bce(
         loss_history=losses,
         extra={"loss": bce(theta) / (2 * len(d)), "prepare_time_s": t1 - t0},
     )
+    check_physical_limit(result, nominal)
+    for note in result.warnings:
+        warnings.warn(note, DyfitWarning, stacklevel=2)
+    return result

@@ -36,7 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 from dyfit.data.events import EventTable
 from dyfit.errors import DyfitWarning, InputError
 from dyfit.fitting.evaluate import CHUNK, MomentsSample, ratio_sample
-from dyfit.fitting.oracle import expected_oracle_errors
+from dyfit.fitting.oracle import check_physical_limit
 from dyfit.fitting.result import FitResult
 from dyfit.physics.angular import THETA0, THETA_NAMES, as_theta, basis_coefficients, is_physical
 from dyfit.physics.prior import ThetaPrior
@@ -265,27 +265,7 @@ def fit_likelihood(
         values = np.array([result.values] + [r.values for r in others])
         result.covariance["training"] = np.cov(values, rowvar=False)
         result.extra["ensemble_values"] = values.tolist()
-    _check_physical_limit(result, nominal)
+    check_physical_limit(result, nominal)
     for note in result.warnings:
         warnings.warn(note, DyfitWarning, stacklevel=2)
     return result
-
-
-def _check_physical_limit(result: FitResult, nominal: EventTable) -> None:
-    """Compare the statistical errors with the oracle's expectation (simulation only).
-
-    An error more than 20 % below the truth-level limit cannot come from a correct
-    ratio model (the Hessian of N events fluctuates by far less than that).
-    """
-    limit = expected_oracle_errors(nominal, result.values, result.n_events)
-    stat = result.covariance.get("stat")
-    if limit is None or stat is None:
-        return
-    result.extra["sigma_oracle_expected"] = dict(zip(THETA_NAMES, map(float, limit), strict=True))
-    below = np.sqrt(np.clip(np.diag(stat), 0.0, None)) < 0.8 * limit
-    if np.any(below):
-        names = ", ".join(n for n, b in zip(THETA_NAMES, below, strict=True) if b)
-        result.warnings.append(
-            f"the statistical error on {names} is below the truth-level limit for this "
-            "acceptance: the ratio model is miscalibrated and its errors cannot be trusted"
-        )

@@ -19,10 +19,11 @@ from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from dyfit.data.events import EventTable
-from dyfit.physics.angular import angular_basis, basis_coefficients
+from dyfit.fitting.result import FitResult
+from dyfit.physics.angular import THETA_NAMES, angular_basis, basis_coefficients
 from dyfit.physics.prior import ThetaPrior
 
-__all__ = ["TruthRatio", "expected_oracle_errors"]
+__all__ = ["TruthRatio", "check_physical_limit", "expected_oracle_errors"]
 
 # E_0[a] over the full sphere: ∫ b dΩ / ∫ (1 + cos²θ) dΩ = (3/4, 1/4, 0, 0).
 ABAR_SPHERE = (0.75, 0.25, 0.0, 0.0)
@@ -120,3 +121,26 @@ def expected_oracle_errors(
         return np.sqrt(np.diag(np.linalg.inv(info)))
     except np.linalg.LinAlgError:
         return None
+
+
+def check_physical_limit(result: FitResult, nominal: EventTable) -> None:
+    """Warn (in ``result.warnings``) if the statistical errors beat the truth-level limit.
+
+    Needs a simulated nominal sample (truth angles); records the expected oracle errors
+    in ``result.extra["sigma_oracle_expected"]``.
+
+    An error more than 20 % below the truth-level limit cannot come from a correct
+    ratio model (the Hessian of N events fluctuates by far less than that).
+    """
+    limit = expected_oracle_errors(nominal, result.values, result.n_events)
+    stat = result.covariance.get("stat")
+    if limit is None or stat is None:
+        return
+    result.extra["sigma_oracle_expected"] = dict(zip(THETA_NAMES, map(float, limit), strict=True))
+    below = np.sqrt(np.clip(np.diag(stat), 0.0, None)) < 0.8 * limit
+    if np.any(below):
+        names = ", ".join(n for n, b in zip(THETA_NAMES, below, strict=True) if b)
+        result.warnings.append(
+            f"the statistical error on {names} is below the truth-level limit for this "
+            "acceptance: the ratio model is miscalibrated and its errors cannot be trusted"
+        )
