@@ -8,6 +8,9 @@ For each check point θ:
   equal-population bins of the θ sample, normalised, and compared with
   χ² = Σ (p_θ − p_w)² / (σ²_θ + σ²_w), ndf = bins − 1. The χ² of the *unweighted*
   nominal sample shows how much difference there was to close.
+* **Two-sample classifier**: a small network trained to separate the reweighted
+  nominal sample from the θ sample, in all features jointly; its held-out AUC must be
+  0.5 within its error (:mod:`dyfit.training.two_sample`).
 * **Normalisation**: ⟨r⟩ over nominal events must be 1; for the classifier,
   log⟨r⟩ is the θ-only offset the paired sampling is there to prevent.
 * **Log-ratio vs reference**: the learned log r against the exact one (toy) or the
@@ -29,6 +32,7 @@ from dyfit.data.events import EventTable
 from dyfit.physics.angular import THETA0, is_physical
 from dyfit.physics.prior import ThetaPrior
 from dyfit.training.samples import EventSource, nominal_abar, reference_log_ratio
+from dyfit.training.two_sample import two_sample_auc
 
 __all__ = [
     "VariableCheck",
@@ -67,6 +71,8 @@ class ThetaCheck:
     mean_ratio: float
     mean_ratio_err: float
     variables: list[VariableCheck]
+    auc: float | None = None  # two-sample classifier: reweighted nominal vs the θ sample
+    auc_err: float | None = None  # its standard error if the two agree
     log_ratio_rms: float | None = None  # RMS(learned − reference) over nominal events
     log_ratio_sample: dict[str, list[float]] = field(default_factory=dict)  # for the scatter
     profile: dict[str, list[float]] = field(default_factory=dict)  # learned r bins → truth r
@@ -92,14 +98,17 @@ class QualityReport:
 
     def table(self) -> str:
         """A plain-text summary: one line per θ."""
-        lines = ["lambda     mu     nu   chi2/ndf (weighted | unweighted)   <r>-1       rms dlogr"]
+        lines = [
+            "lambda     mu     nu   chi2/ndf (weighted | unweighted)   <r>-1       rms dlogr   AUC"
+        ]
         for c in self.checks:
             unweighted = sum(v.chi2_nominal for v in c.variables)
             rms = "—" if c.log_ratio_rms is None else f"{c.log_ratio_rms:.4f}"
+            auc = "—" if c.auc is None else f"{c.auc:.4f}±{c.auc_err:.4f}"
             lines.append(
                 f"{c.theta[0]:6.3f} {c.theta[1]:6.3f} {c.theta[2]:6.3f}   "
                 f"{c.chi2:8.1f}/{c.ndf:<4d} | {unweighted:9.1f}/{c.ndf:<4d}   "
-                f"{c.mean_ratio - 1:+.4f}±{c.mean_ratio_err:.4f}   {rms}"
+                f"{c.mean_ratio - 1:+.4f}±{c.mean_ratio_err:.4f}   {rms}    {auc}"
             )
         return "\n".join(lines)
 
@@ -233,14 +242,23 @@ def check_ratio(
         sample = simulator.simulate(n_events, theta, rng)
         log_r = model_log_ratio(model, nominal, theta)
         r = np.exp(log_r)
+        sample_vars = closure_variables(sample, features)
+        auc, auc_err = two_sample_auc(
+            np.column_stack(list(nominal_vars.values())),
+            r,
+            np.column_stack(list(sample_vars.values())),
+            rng,
+        )
         check = ThetaCheck(
             theta=theta.tolist(),
             mean_ratio=float(r.mean()),
             mean_ratio_err=float(r.std() / np.sqrt(r.size)),
             variables=[
                 closure_histograms(name, target, nominal_vars[name], r, bins)
-                for name, target in closure_variables(sample, features).items()
+                for name, target in sample_vars.items()
             ],
+            auc=auc,
+            auc_err=auc_err,
         )
         reference = reference_log_ratio(nominal, theta, abar, simulator)
         if reference is not None:
