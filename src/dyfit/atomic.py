@@ -1,17 +1,20 @@
 """Atomic file output: write to a temporary file in the same folder, then rename.
 
 A reader never sees a half-written file, and a failure leaves nothing behind.
+Also the one helper that makes records strict JSON (which has no NaN or inf).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path", "write_text_atomic"]
+__all__ = ["atomic_path", "finite_json", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -38,3 +41,14 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def finite_json(obj: Any) -> Any:
+    """``obj`` (dicts, lists, numbers) with non-finite floats replaced by None (JSON null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(v) for v in obj]
+    return obj

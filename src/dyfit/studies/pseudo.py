@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dyfit.atomic import write_text_atomic
+from dyfit.atomic import finite_json, write_text_atomic
 from dyfit.errors import DyfitError, DyfitWarning, InputError
 from dyfit.physics.angular import THETA0, THETA_NAMES, as_theta
 
@@ -93,17 +93,6 @@ def run_toy(
 def _floats(values: Any) -> NDArray[np.float64]:
     """Numbers as a float array; null (a NaN written to JSON) becomes NaN again."""
     return np.array(values, dtype=np.float64)
-
-
-def _json_safe(obj: Any) -> Any:
-    """Lists and dicts with NaN/inf replaced by None, as strict JSON needs."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def _stats(values: NDArray, errors: NDArray, errors_stat: NDArray, truth: float) -> dict:
@@ -208,7 +197,7 @@ class StudyResult:
     def save(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
         """Write study.json, summary.md and (optionally) pull and coverage plots."""
         out = Path(out_dir)
-        text = json.dumps(_json_safe(self.to_json()), indent=1, allow_nan=False)
+        text = json.dumps(finite_json(self.to_json()), indent=1, allow_nan=False)
         write_text_atomic(out / "study.json", text)
         write_text_atomic(out / "summary.md", self.markdown())
         paths = [out / "study.json", out / "summary.md"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from dyfit import __version__
-from dyfit.atomic import atomic_path, write_text_atomic
+from dyfit.atomic import atomic_path, finite_json, write_text_atomic
 from dyfit.errors import CheckpointError
 from dyfit.networks import MODEL_KINDS, RatioModel
 
@@ -49,17 +48,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _finite(obj: Any) -> Any:
-    """``obj`` with non-finite floats replaced by None, so the manifest is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def save_model(
@@ -107,7 +95,7 @@ def save_model(
             "tensors": {k: list(v.shape) for k, v in tensors.items()},
         },
         "training_config": training_config,
-        "history": _finite(history),
+        "history": finite_json(history),
         "provenance": provenance,
     }
     path = run_dir / MANIFEST
