@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from dyfit.cli.options import nominal_options
+from dyfit.fitting.methods import BINNED_METHODS, FIT_METHODS
 
 __all__ = ["command", "load_model", "recorded_source", "load_inputs"]
 
@@ -40,18 +41,22 @@ def recorded_source(model_dir: str, workers: int = 1) -> Any:
 
 
 def load_inputs(
-    model_dir: str, data_path: str, nominal_path: str | None, nominal_events: int | None, seed: int
+    model_dir: str | None, data_path: str, nominal_path: str | None, nominal_events: int | None, seed: int
 ) -> tuple[Any, Any, Any]:
-    """The model, the data and the nominal sample (read, or simulated with the model's source)."""
+    """The model (None without ``model_dir``), the data and the nominal sample (read, or
+    simulated with the model's recorded source)."""
     import numpy as np
 
     from dyfit.data.io import read_events
+    from dyfit.errors import InputError
     from dyfit.fitting.evaluate import nominal_sample
 
-    model = load_model(model_dir)
+    model = None if model_dir is None else load_model(model_dir)
     data = read_events(data_path)
     if nominal_path is not None:
         nominal = read_events(nominal_path)
+    elif model_dir is None:
+        raise InputError("give --nominal FILE, or --model RUN_DIR to simulate it with its source")
     else:
         n = nominal_events if nominal_events is not None else 3 * len(data)
         nominal = nominal_sample(recorded_source(model_dir), n, np.random.default_rng(seed))
@@ -62,9 +67,8 @@ def load_inputs(
 @click.option(
     "--model",
     "model_dir",
-    required=True,
-    help="Run directory of a trained model, "
-    "or 'truth' for the truth-level oracle (needs true_costh, true_phi).",
+    help="Run directory of a trained model, or 'truth' for the truth-level oracle "
+    "(needs true_costh, true_phi). The binned methods need none with --nominal.",
 )
 @click.option(
     "--data",
@@ -75,7 +79,7 @@ def load_inputs(
 )
 @click.option(
     "--method",
-    type=click.Choice(["likelihood", "bce", "bce-adam"]),
+    type=click.Choice(FIT_METHODS),
     default="likelihood",
     show_default=True,
 )
@@ -127,6 +131,8 @@ def command(
     from dyfit.fitting import fit
     from dyfit.physics.prior import parse_theta
 
+    if model_dir is None and method not in BINNED_METHODS:
+        raise InputError(f"--method {method} needs --model RUN_DIR")
     model, data, nominal = load_inputs(model_dir, data_path, nominal_path, nominal_events, seed)
     options: dict[str, Any] = {"drop_invalid": drop_invalid}
     if start is not None:

@@ -17,11 +17,15 @@ from dyfit.errors import InputError
 from dyfit.fitting.bce import fit_bce
 from dyfit.fitting.evaluate import nominal_sample
 from dyfit.fitting.likelihood import fit_likelihood
+from dyfit.fitting.methods import BINNED_METHODS, FIT_METHODS, GENERATIVE_METHODS, NEURAL_METHODS
 from dyfit.fitting.oracle import TruthRatio
 from dyfit.fitting.result import FIT_RESULT_SCHEMA, FitResult
 
 __all__ = [
+    "BINNED_METHODS",
     "FIT_METHODS",
+    "GENERATIVE_METHODS",
+    "NEURAL_METHODS",
     "FIT_RESULT_SCHEMA",
     "FitResult",
     "TruthRatio",
@@ -29,8 +33,6 @@ __all__ = [
     "fit_bce",
     "fit_likelihood",
 ]
-
-FIT_METHODS = ("likelihood", "bce", "bce-adam")
 
 
 def fit(
@@ -44,18 +46,30 @@ def fit(
     rng: np.random.Generator | None = None,
     **options: Any,
 ) -> FitResult:
-    """Fit θ with ``method`` ("likelihood", "bce" or "bce-adam"); options go to the fitter.
+    """Fit θ with ``method`` (one of :data:`FIT_METHODS`); options go to the fitter.
+
+    The neural methods use ``model``, a ratio model; the binned methods ignore it and use
+    the nominal sample's truth columns (``true_costh``, ``true_phi``); "cvae" uses ``model``,
+    a conditional VAE, and ignores the nominal sample.
 
     Without ``nominal``, ``n_nominal`` events (default 3× the data) are simulated at θ0
     with ``source`` (anything with ``simulate(n, theta, rng)``) and ``rng`` (default: seed 0).
     """
     if method not in FIT_METHODS:
         raise InputError(f"unknown fit method {method!r}; use one of {', '.join(FIT_METHODS)}")
+    if method in GENERATIVE_METHODS:
+        from dyfit.fitting.cvae import fit_cvae
+
+        return fit_cvae(model, data, **options)
     if nominal is None:
         if source is None:
             raise InputError("give a nominal sample, or an event source to simulate one")
         n = n_nominal if n_nominal is not None else 3 * len(data)
         nominal = nominal_sample(source, n, rng if rng is not None else np.random.default_rng(0))
+    if method in BINNED_METHODS:
+        from dyfit.fitting.binned import fit_binned
+
+        return fit_binned(data, nominal, method=method, **options)
     if method == "likelihood":
         return fit_likelihood(model, data, nominal, **options)
     return fit_bce(model, data, nominal, method=method, **options)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from dyfit.atomic import finite_json, write_text_atomic
 from dyfit.errors import DyfitError, DyfitWarning, InputError
+from dyfit.fitting import FIT_METHODS
 from dyfit.physics.angular import THETA0, THETA_NAMES, as_theta
 
 __all__ = ["METHODS", "toy_rngs", "run_toy", "run_study", "summarise", "StudyResult"]
 
-METHODS = ("likelihood", "bce", "bce-adam")
+METHODS = FIT_METHODS
 ORACLE = "oracle"
 
 
@@ -73,16 +74,22 @@ def run_toy(
     methods: Sequence[str] = ("likelihood",),
     seed: int = 0,
     oracle: bool = True,
+    models: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Simulate and fit one toy; one record per method (and the oracle)."""
+    """Simulate and fit one toy; one record per method (and the oracle).
+
+    ``models`` gives a method its own model (e.g. ``{"cvae": cvae}``); the others use
+    ``model`` (ignored by the binned methods, which may run with ``model=None``).
+    """
     from dyfit.fitting.oracle import TruthRatio
 
     rng_data, rng_nominal = toy_rngs(seed, theta_index, toy_index)
     data = source.simulate(n_events, as_theta(theta), rng_data)
     nominal = source.simulate(n_nominal, THETA0, rng_nominal)
-    fits = [(m, model) for m in methods]
+    models = dict(models or {})
+    fits = [(m, models.get(m, model)) for m in methods]
     if oracle:
-        fits.append((ORACLE, TruthRatio(prior=model.prior)))
+        fits.append((ORACLE, TruthRatio(prior=getattr(model, "prior", None))))
     records = []
     for method, m in fits:
         rec = _fit("likelihood" if method == ORACLE else method, m, data, nominal)
@@ -219,6 +226,7 @@ def run_study(
     seed: int = 0,
     progress: bool = False,
     oracle: bool = True,
+    models: Mapping[str, Any] | None = None,
 ) -> StudyResult:
     """Run ``toys`` pseudo-experiments at each θ in ``thetas`` (shape (K, 3)).
 
@@ -249,6 +257,6 @@ def run_study(
         jobs = tqdm(jobs, desc="toys", unit="toy")
     for i, k in jobs:
         study.records += run_toy(
-            model, source, thetas[i], i, k, n_events, n_nominal, methods, seed, oracle
+            model, source, thetas[i], i, k, n_events, n_nominal, methods, seed, oracle, models
         )
     return study
