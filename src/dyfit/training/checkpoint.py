@@ -25,6 +25,8 @@ from dyfit import __version__
 from dyfit.atomic import atomic_path, finite_json, write_text_atomic
 from dyfit.errors import CheckpointError
 from dyfit.networks import MODEL_KINDS, RatioModel
+from dyfit.networks.cvae import CVAE
+from dyfit.training.dctr import DCTRReweighter
 
 __all__ = [
     "FORMAT",
@@ -38,6 +40,8 @@ __all__ = [
 
 FORMAT = "dyfit-ratio-model"
 FORMAT_VERSION = 1
+# kind -> class: the ratio models, the generative cVAE and its DCTR reweighter share one format
+KINDS: dict[str, type] = {**MODEL_KINDS, CVAE.kind: CVAE, DCTRReweighter.kind: DCTRReweighter}
 WEIGHTS = "model.safetensors"
 MANIFEST = "manifest.json"
 
@@ -51,7 +55,7 @@ def _sha256(path: Path) -> str:
 
 
 def save_model(
-    model: RatioModel,
+    model: RatioModel | CVAE,
     run_dir: str | Path,
     *,
     history: dict[str, Any] | None = None,
@@ -61,7 +65,8 @@ def save_model(
     """Write ``model.safetensors`` and ``manifest.json`` into ``run_dir``, each atomically.
 
     Arguments:
-        model: A :class:`~dyfit.networks.mlp.RatioModel` (classifier or moments).
+        model: A :class:`~dyfit.networks.mlp.RatioModel` (classifier or moments) or a
+            :class:`~dyfit.networks.cvae.CVAE`.
         run_dir: The folder, created if needed; an existing checkpoint is replaced.
         history: The training history (``TrainingHistory.to_dict()``), JSON-serialisable.
         training_config: The training configuration (``TrainingConfig.model_dump(mode="json")``).
@@ -72,6 +77,7 @@ def save_model(
     """
     run_dir = Path(run_dir)
     architecture = model.architecture()
+    scaler = model.scaler if isinstance(model, CVAE) else model.encoder
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": model.kind}
     header["architecture"] = json.dumps(architecture, sort_keys=True)
@@ -85,9 +91,9 @@ def save_model(
         "kind": model.kind,
         "architecture": architecture,
         "scaler": {
-            "inputs": list(model.encoder.names),
-            "mean": model.encoder.mean.tolist(),
-            "std": model.encoder.std.tolist(),
+            "inputs": list(scaler.names),
+            "mean": scaler.mean.tolist(),
+            "std": scaler.std.tolist(),
         },
         "weights": {
             "file": WEIGHTS,
@@ -116,6 +122,10 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not valid JSON ({err}); the checkpoint is corrupted"
         ) from None
+    except OSError as err:  # RUN_DIR is a file, manifest.json a folder, no permission, ...
+        raise CheckpointError(
+            f"{path} cannot be read ({err.strerror}); give a folder written by `dyfit train`"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a dyfit ratio-model manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -126,7 +136,7 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> RatioModel:
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> RatioModel | CVAE:
     """Rebuild the model saved in ``run_dir``, verified, in eval mode.
 
     Raises:
@@ -145,10 +155,14 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> Ratio
         raise CheckpointError(
             f"{where}: manifest lacks {err}; the checkpoint is incomplete"
         ) from None
-    if kind not in MODEL_KINDS:
+    if weights.parent != run_dir or weights.name in ("", ".", ".."):
+        # a manifest names its weights, never a path: no reading outside the run folder
         raise CheckpointError(
-            f"{where}: unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}"
+            f"{where}: the manifest's weights file {manifest['weights']['file']!r} is not a "
+            "file name in the run folder; the manifest was edited"
         )
+    if not isinstance(kind, str) or kind not in KINDS:  # an edited kind may be a list
+        raise CheckpointError(f"{where}: unknown model kind {kind!r}; known: {', '.join(KINDS)}")
     if not weights.is_file():
         raise CheckpointError(f"{where}: weights file {weights.name} is missing")
     if _sha256(weights) != expected_hash:
@@ -170,11 +184,12 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> Ratio
             "the manifest was edited"
         )
     try:
-        model = MODEL_KINDS[kind](
+        model = KINDS[kind](
             **{**architecture, "feature_names": tuple(architecture["feature_names"])}
         )
-    except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{where}: cannot rebuild the {kind} model ({err})") from None
+    except Exception as err:  # forged constructor arguments fail in any form: a bad checkpoint
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{where}: cannot rebuild the {kind} model ({why})") from None
     wanted = {k: list(v.shape) for k, v in model.state_dict().items()}
     found = {k: list(v.shape) for k, v in tensors.items()}
     if wanted != found or found != shapes:
