@@ -5,6 +5,12 @@ events captured 57 % of the achievable separation before overfitting, fresh even
 97 %); the validation set is drawn once. Mini-batches are index tensors into the
 epoch's sample (no DataLoader, no per-event Python work). Torch gets as many
 threads as there are free cores: oversubscribed threads ran 30–200× slower.
+
+Every sample is drawn in ``shards`` pieces, piece s of epoch e from its own stream
+``SeedSequence(seed, spawn_key=(purpose, e, s))``: a resumed run draws the same
+events as an uninterrupted one (:mod:`dyfit.training.resume`), and K data-parallel
+processes (:mod:`dyfit.training.distributed`) draw disjoint pieces whose union is
+the one-process sample, so the events do not depend on K.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
+from torch import nn
 from torch.nn import functional
 
 from dyfit.config import StrictModel
@@ -28,11 +36,15 @@ from dyfit.errors import InputError
 from dyfit.networks import AngularMomentRegressor, ParametrizedClassifier, RatioModel
 from dyfit.networks.mlp import PhiEncoding
 from dyfit.physics.prior import ThetaPrior
-from dyfit.training.samples import ClassifierSet, FixedTrainingSource, MomentSet, TrainingSource
+from dyfit.training import distributed
+from dyfit.training.distributed import World
+from dyfit.training.draws import CALIBRATION, ORDER, TRAINING, VALIDATION, draw, tensors
+from dyfit.training.samples import ClassifierSet, FixedTrainingSource, TrainingSource
 
 __all__ = ["TrainingConfig", "TrainingHistory", "free_cores", "resolve_device", "train"]
 
 LN2 = math.log(2.0)
+RUNTIME_KEYS = ("device", "threads")  # may change on resume: they do not define the model
 
 
 class TrainingConfig(StrictModel):
@@ -50,6 +62,7 @@ class TrainingConfig(StrictModel):
     regenerate: bool = True
     validation_events: int = Field(200_000, ge=2)
     calibration_events: int = Field(200_000, ge=1)  # moments: independent nominal events for ā
+    shards: int = Field(16, ge=1)  # seeded pieces per sample; at most this many processes
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(8192, ge=2)
     learning_rate: float = Field(1e-3, gt=0)
@@ -77,6 +90,7 @@ class TrainingHistory:
     ``val_loss`` (MSE of standardised targets), ``val_mse`` and ``r2`` per output a_k.
     ``bayes_loss`` is the validation BCE of the reference ratio (see
     :func:`~dyfit.training.samples.truth_log_ratio`), None without truth angles.
+    ``resumed_at`` lists the epochs at which a killed run was continued.
     """
 
     estimator: str
@@ -88,6 +102,8 @@ class TrainingHistory:
     seconds_sampling: float = 0.0
     threads: int = 1
     device: str = "cpu"
+    world_size: int = 1
+    resumed_at: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,24 +127,28 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _tensors(sample: ClassifierSet | MomentSet, device: torch.device) -> dict[str, torch.Tensor]:
-    if isinstance(sample, ClassifierSet):
-        arrays = {"x": sample.x, "theta": sample.theta, "y": sample.label}
-    else:
-        arrays = {"x": sample.x, "y": sample.target}
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in arrays.items()}
-
-
 def _output(model: RatioModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     if isinstance(model, ParametrizedClassifier):
         return model(batch["x"], batch["theta"])
     return model.standardised(batch["x"])
 
 
-def _loss(model: RatioModel, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+class _Objective(nn.Module):
+    """The training output as ``forward``: DistributedDataParallel hooks only ``forward``."""
+
+    def __init__(self, model: RatioModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return _output(self.model, batch)
+
+
+def _loss(model: RatioModel, out: torch.Tensor, y: torch.Tensor, reduction="mean"):
     if isinstance(model, ParametrizedClassifier):
-        return functional.binary_cross_entropy_with_logits(out, y)
-    return functional.mse_loss(out, (y - model.target_mean) / model.target_scale)
+        return functional.binary_cross_entropy_with_logits(out, y, reduction=reduction)
+    target = (y - model.target_mean) / model.target_scale
+    return functional.mse_loss(out, target, reduction=reduction)
 
 
 @torch.no_grad()
@@ -143,32 +163,65 @@ def _predict(model: RatioModel, data: dict[str, torch.Tensor], batch_size: int) 
     )
 
 
-def _validate(model: RatioModel, data: dict[str, torch.Tensor], batch_size: int) -> dict[str, Any]:
-    out = _predict(model, data, batch_size)
-    y = data["y"]
-    loss = _loss(model, out, y).item()
+def _validate(
+    model: RatioModel, data: dict[str, torch.Tensor], batch_size: int, world: World
+) -> dict[str, Any]:
+    """Validation metrics over all ranks' events: per-rank sums, all-reduced, in float64."""
+    out, y = _predict(model, data, batch_size).double(), data["y"].double()
+    count = out.new_tensor([y.shape[0]])
     if isinstance(model, ParametrizedClassifier):
-        accuracy = ((out > 0).float() == y).float().mean().item()
-        return {"val_loss": loss, "val_accuracy": accuracy}
-    h = out * model.target_scale + model.target_mean
-    mse = ((h - y) ** 2).mean(0)
-    r2 = 1.0 - mse / y.var(0)
-    return {"val_loss": loss, "val_mse": mse.tolist(), "r2": r2.tolist()}
+        correct = ((out > 0).double() == y).sum()
+        sums = torch.cat([_loss(model, out, y, "sum")[None], correct[None], count])
+        loss, correct, n = distributed.all_reduce_sum(world, sums).tolist()
+        return {"val_loss": loss / n, "val_accuracy": correct / n}
+    mean, scale = model.target_mean.double(), model.target_scale.double()
+    h = out * scale + mean
+    parts = [((out - (y - mean) / scale) ** 2).sum(0), ((h - y) ** 2).sum(0), y.sum(0)]
+    sums = distributed.all_reduce_sum(world, torch.cat([*parts, (y**2).sum(0), count]))
+    sq_standardised, sq, s1, s2, n = sums[:4], sums[4:8], sums[8:12], sums[12:16], sums[16]
+    mse = sq / n
+    r2 = 1.0 - mse / ((s2 - s1**2 / n) / (n - 1))  # the unbiased variance of each a_k
+    return {
+        "val_loss": (sq_standardised.sum() / (4 * n)).item(),
+        "val_mse": mse.tolist(),
+        "r2": r2.tolist(),
+    }
 
 
-def _bayes_loss(sample: ClassifierSet) -> float | None:
+def _bayes_loss(sample: ClassifierSet, world: World, device: torch.device) -> float | None:
     if sample.truth_log_ratio is None:
         return None
-    logit = torch.from_numpy(sample.truth_log_ratio)
-    return functional.binary_cross_entropy_with_logits(
-        logit, torch.from_numpy(sample.label).double()
-    ).item()
+    logit, label = torch.from_numpy(sample.truth_log_ratio), torch.from_numpy(sample.label)
+    total = functional.binary_cross_entropy_with_logits(logit, label.double(), reduction="sum")
+    sums = torch.stack([total, logit.new_tensor(logit.shape[0])]).to(device)
+    total, n = distributed.all_reduce_sum(world, sums).tolist()
+    return total / n
 
 
-def _draw(source, config: TrainingConfig, n: int, rng: np.random.Generator, split: str):
-    if config.estimator == "classifier":
-        return source.classifier_set(n // 2, config.prior, rng, split)
-    return source.moment_set(n, rng, split)
+def _scheduler(config: TrainingConfig, optimiser: torch.optim.Optimizer):
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimiser, factor=0.5, patience=config.lr_patience
+        )
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.epochs)
+    return None
+
+
+def _check_resumable(config: TrainingConfig, provenance: dict, meta: dict, where: Path) -> None:
+    """Refuse to continue a run under another config or event source."""
+    now, saved = config.model_dump(mode="json"), meta["config"]
+    for key in now:
+        if key not in RUNTIME_KEYS and now[key] != saved.get(key):
+            raise InputError(
+                f"{where} was trained with {key} = {saved.get(key)!r}, not {now[key]!r}; "
+                "resume with the original settings or train into a new folder"
+            )
+    if provenance != meta["provenance"]:
+        raise InputError(
+            f"{where} was trained on events from {meta['provenance'].get('source')!r} with "
+            "other settings; resume with the original event source"
+        )
 
 
 def train(
@@ -177,6 +230,8 @@ def train(
     *,
     progress: bool = False,
     callback: Callable[[dict[str, Any], RatioModel], None] | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> tuple[RatioModel, TrainingHistory]:
     r"""Train the ratio model ``config`` describes on events from ``source``.
 
@@ -184,83 +239,124 @@ def train(
     validation loss, and the best epoch's weights are restored at the end. For the
     moments regressor ā is then calibrated on ``calibration_events`` further
     nominal events. Seeded: the same config and source give the same model (on the
-    same device and thread count).
+    same device and thread count), also when resumed. In a process group
+    (:func:`dyfit.training.distributed.init_from_env`) the ranks train one model
+    data-parallel, each on its shards of every sample.
 
     Arguments:
         config: The run's configuration.
         source: Where events come from (fresh per epoch or fixed).
         progress: Show a progress bar over epochs.
         callback: Called as ``callback(record, model)`` after every epoch.
+        checkpoint: A run folder: the training state is written there after every epoch
+            (:mod:`dyfit.training.resume`; by rank 0 only).
+        resume: Continue from the state in ``checkpoint``; ``config`` and the source must
+            be those of the saved run (device and threads may differ).
 
     Returns:
         The trained model in eval mode and its :class:`TrainingHistory`.
     """
-    device = resolve_device(config.device)
+    world = distributed.current()
+    device = world.device() or resolve_device(config.device)
+    provenance = {k: v for k, v in source.describe().items() if k != "events_meta"}
+    state = None
+    if resume:
+        from dyfit.training.resume import load_state
+
+        if checkpoint is None:
+            raise InputError("resume=True needs the checkpoint folder of the run to continue")
+        state = load_state(checkpoint)
+        _check_resumable(config, provenance, state[0], Path(checkpoint))
     threads_before = torch.get_num_threads()
     threads = config.threads or free_cores()
     torch.set_num_threads(threads)
     try:
-        return _train(config, source, device, progress, callback, threads)
+        run = (device, world, threads, provenance, checkpoint)
+        return _train(config, source, *run, state, progress, callback)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _train(config, source, device, progress, callback, threads):
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    history = TrainingHistory(config.estimator, threads=threads, device=str(device))
+def _train(
+    config, source, device, world, threads, provenance, checkpoint, state, progress, callback
+):
     t_start = time.perf_counter()
-
-    validation_set = _draw(source, config, config.validation_events, rng, "validation")
-    validation = _tensors(validation_set, device)
+    history = TrainingHistory(
+        config.estimator, threads=threads, device=str(device), world_size=world.size
+    )
+    validation_set = draw(
+        source, config, config.validation_events, (VALIDATION,), world, "validation"
+    )
+    validation = tensors(validation_set, device)
     if config.estimator == "classifier":
-        history.bayes_loss = _bayes_loss(validation_set)
-    training_set = _draw(source, config, config.events_per_epoch, rng, "train")
-    history.seconds_sampling = time.perf_counter() - t_start
+        history.bayes_loss = _bayes_loss(validation_set, world, device)
 
+    def training_sample(epoch: int):
+        key = (TRAINING, epoch if config.regenerate else 0)
+        return draw(source, config, config.events_per_epoch, key, world, "train")
+
+    torch.manual_seed(config.seed)
     model = config.build_model()
-    model.encoder.fit(torch.from_numpy(training_set.x))
-    if isinstance(model, AngularMomentRegressor):
-        model.fit_targets(torch.from_numpy(training_set.target))
+    training_set = None
+    if state is None:
+        training_set = training_sample(0)
+        # Each rank standardises with its own events; DDP then copies rank 0's buffers.
+        model.encoder.fit(torch.from_numpy(training_set.x))
+        if isinstance(model, AngularMomentRegressor):
+            model.fit_targets(torch.from_numpy(training_set.target))
+    else:
+        model.load_state_dict(state[1]["model"])
+    sampling = time.perf_counter() - t_start
     model.to(device)
+    net = distributed.wrap(world, _Objective(model))
     optimiser = torch.optim.Adam(
         model.parameters(), config.learning_rate, weight_decay=config.weight_decay
     )
-    scheduler = {
-        "plateau": lambda: torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimiser, factor=0.5, patience=config.lr_patience
-        ),
-        "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.epochs),
-        "none": lambda: None,
-    }[config.schedule]()
+    scheduler = _scheduler(config, optimiser)
 
-    best_loss, best_state, stale = math.inf, None, 0
-    epochs = range(config.epochs)
-    if progress:
+    best_loss, best_state, stale, start, elapsed, done = math.inf, None, 0, 0, 0.0, False
+    if state is not None:
+        meta, saved_tensors = state
+        optimiser.load_state_dict(saved_tensors["optimiser"])
+        if scheduler is not None:
+            scheduler.load_state_dict(meta["scheduler"])
+        best_state, best_loss, stale = saved_tensors["best"], meta["best_loss"], meta["stale"]
+        saved = meta["history"]
+        history.records, history.best_epoch = saved["records"], saved["best_epoch"]
+        history.stopped_early, done = saved["stopped_early"], meta["done"]
+        start, elapsed = meta["epoch"] + 1, saved["seconds"]
+        sampling += saved["seconds_sampling"]
+        history.resumed_at = [*saved["resumed_at"], start]
+
+    epochs = range(start, start if done else config.epochs)
+    if progress and world.is_main:
         from tqdm import tqdm
 
-        epochs = tqdm(epochs, desc=f"train {config.estimator}", unit="epoch")
+        epochs = tqdm(
+            epochs, f"train {config.estimator}", config.epochs, unit="epoch", initial=start
+        )
     for epoch in epochs:
         t_epoch = time.perf_counter()
-        if epoch > 0 and config.regenerate:
-            t0 = time.perf_counter()
-            training_set = _draw(source, config, config.events_per_epoch, rng, "train")
-            history.seconds_sampling += time.perf_counter() - t0
-        data = _tensors(training_set, device)
-        train_loss = _train_epoch(model, data, optimiser, config.batch_size, generator)
+        if training_set is None or (config.regenerate and epoch > 0):
+            training_set = training_sample(epoch)
+            sampling += time.perf_counter() - t_epoch
+        data = tensors(training_set, device)
+        seed = np.random.SeedSequence(config.seed, spawn_key=(ORDER, epoch, world.rank))
+        generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
+        train_loss = _train_epoch(net, model, data, optimiser, config.batch_size, generator, world)
         if not math.isfinite(train_loss):
             raise InputError(
                 f"training diverged at epoch {epoch} (loss {train_loss}); lower learning_rate"
             )
+        distributed.broadcast_buffers(world, model)
 
         record = {"epoch": epoch, "train_loss": train_loss, "lr": optimiser.param_groups[0]["lr"]}
-        record |= _validate(model, validation, config.batch_size * 4)
+        record |= _validate(model, validation, config.batch_size * 4, world)
         if history.bayes_loss is not None:
             record["captured"] = (LN2 - record["val_loss"]) / (LN2 - history.bayes_loss)
         record["seconds"] = time.perf_counter() - t_epoch
         history.records.append(record)
-        if progress:
+        if progress and world.is_main:
             epochs.set_postfix(val_loss=f"{record['val_loss']:.5f}")
 
         if best_state is None or record["val_loss"] < best_loss:
@@ -270,39 +366,81 @@ def _train(config, source, device, progress, callback, threads):
             stale += 1
         if callback is not None:
             callback(record, model)
-        if stale >= config.patience:
-            history.stopped_early = True
-            break
+        history.stopped_early = stale >= config.patience
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(record["val_loss"])
         elif scheduler is not None:
             scheduler.step()
+        history.seconds = elapsed + time.perf_counter() - t_start
+        history.seconds_sampling = sampling
+        if checkpoint is not None and world.is_main:
+            from dyfit.training.resume import save_state
+
+            meta = {
+                "epoch": epoch,
+                "done": history.stopped_early or epoch == config.epochs - 1,
+                "config": config.model_dump(mode="json"),
+                "provenance": provenance,
+                "history": history.to_dict(),
+                "best_loss": best_loss,
+                "stale": stale,
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
+            }
+            save_state(checkpoint, meta, model.state_dict(), best_state, optimiser.state_dict())
+        if history.stopped_early:
+            break
 
     model.load_state_dict(best_state)
     if isinstance(model, AngularMomentRegressor):
         t0 = time.perf_counter()
-        calibration = source.moment_set(config.calibration_events, rng, "validation")
-        history.seconds_sampling += time.perf_counter() - t0
-        model.calibrate(torch.from_numpy(calibration.x).to(device), config.batch_size * 4)
-    history.seconds = time.perf_counter() - t_start
+        key = (CALIBRATION,)
+        calibration = draw(source, config, config.calibration_events, key, world, "validation")
+        sampling += time.perf_counter() - t0
+        _calibrate(model, torch.from_numpy(calibration.x).to(device), config.batch_size * 4, world)
+    if world.distributed:  # back to plain batch norm (SyncBatchNorm does not fold)
+        plain = config.build_model()
+        plain.load_state_dict(model.state_dict())
+        model = plain.to(device)
+        distributed.check_in_sync(world, model)
+    history.seconds = elapsed + time.perf_counter() - t_start
+    history.seconds_sampling = sampling
     return model.eval(), history
 
 
-def _train_epoch(model, data, optimiser, batch_size, generator) -> float:
-    """One pass over ``data`` in shuffled mini-batches; the mean training loss."""
-    model.train()
+def _calibrate(model: AngularMomentRegressor, x: torch.Tensor, batch_size: int, world: World):
+    """ā over every rank's calibration events: the count-weighted mean of the ranks' ā."""
+    abar = model.calibrate(x, batch_size)
+    if world.distributed:
+        n = abar.new_tensor([x.shape[0]], dtype=torch.float64)
+        sums = distributed.all_reduce_sum(world, torch.cat([abar.double() * n, n]))
+        model.abar.copy_(sums[:4] / sums[4])
+
+
+def _train_epoch(net, model, data, optimiser, batch_size, generator, world) -> float:
+    """One pass over ``data`` in shuffled mini-batches; the mean training loss.
+
+    All ranks take the same number of steps, ⌈N/B⌉ for N events over all ranks, each
+    rank's batches splitting its own events evenly (about B/K events each).
+    """
+    net.train()
     n = data["x"].shape[0]
+    count = data["x"].new_tensor([n], dtype=torch.float64)
+    n_all = distributed.all_reduce_sum(world, count).item()
+    steps = math.ceil(n_all / batch_size)
+    too_few = distributed.all_reduce_sum(world, data["x"].new_tensor([float(n < 2 * steps)]))
+    if too_few.item() > 0:  # batch norm needs two events per batch
+        raise InputError(
+            f"batch_size {batch_size} leaves fewer than 2 events per batch on some of the "
+            f"{world.size} processes; raise batch_size"
+        )
     order = torch.randperm(n, generator=generator).to(data["x"].device)
-    total, count = torch.zeros((), device=order.device), 0
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        if idx.numel() < 2:  # batch norm needs two events to normalise
-            continue
+    total = torch.zeros((), dtype=torch.float64, device=order.device)
+    for idx in torch.tensor_split(order, steps):
         batch = {k: v[idx] for k, v in data.items()}
-        loss = _loss(model, _output(model, batch), batch["y"])
+        loss = _loss(model, net(batch), batch["y"])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         total += loss.detach() * idx.numel()  # no .item(): a GPU need not wait per batch
-        count += idx.numel()
-    return total.item() / max(count, 1)
+    sums = distributed.all_reduce_sum(world, torch.stack([total, total.new_tensor(n)]))
+    return (sums[0] / sums[1]).item()

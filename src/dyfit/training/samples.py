@@ -289,8 +289,20 @@ def simulator_from_provenance(provenance: dict[str, Any], workers: int = 1) -> E
     generator and detector configurations it recorded (imported here, so this module
     works without it).
     """
+    recorded = provenance.get("simulator") if isinstance(provenance, dict) else None
+    cos_max = provenance.get("cos_max", 0.5) if isinstance(provenance, dict) else None
+    # the provenance is outside the weights' hash: a hand-edited one must fail in one line
+    if not (isinstance(recorded, dict | None) and type(cos_max) in (int, float)):
+        raise InputError(
+            "the model's recorded provenance is malformed (manifest.json was edited); "
+            "give --nominal FILE or retrain"
+        )
     if provenance.get("source") == "toy":
-        return ToyExperiment(provenance.get("cos_max", 0.5))
+        if not 0.0 < cos_max <= 1.0:
+            raise InputError(
+                f"the model's recorded toy acceptance cos_max={cos_max} is not in (0, 1]"
+            )
+        return ToyExperiment(cos_max)
     if provenance.get("mode") == "fixed":
         raise InputError(
             "this model was trained on fixed events, not a simulator; "
@@ -301,7 +313,7 @@ def simulator_from_provenance(provenance: dict[str, Any], workers: int = 1) -> E
     from dyfit.physics.generator import GeneratorConfig
     from dyfit.simulation import Simulation
 
-    recorded = provenance.get("simulator") or {}
+    recorded = recorded or {}
     return Simulation(
         validate(GeneratorConfig, recorded.get("generator_config", {}), "recorded generator"),
         validate(SpectrometerConfig, recorded.get("detector_config", {}), "recorded detector"),
