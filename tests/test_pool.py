@@ -53,3 +53,19 @@ def test_pool_refuses_what_it_cannot_serve():
     with pytest.raises(InputError, match="theta0"):
         events = toy.simulate(100, (0.5, 0, 0), np.random.default_rng(1))
         EventPool(EventTable(events.columns, {"theta": [0.5, 0.0, 0.0]}))
+
+
+def test_a_pool_from_a_file_travels_as_its_path(tmp_path):
+    import pickle
+
+    from dyfit.data.io import write_events
+
+    events = ToyExperiment().simulate(5000, THETA0, np.random.default_rng(1))
+    write_events(events, tmp_path / "pool.parquet")
+    pool = EventPool.from_file(str(tmp_path / "pool.parquet"), nominal_fraction=0.5)
+    blob = pickle.dumps(pool)
+    assert len(blob) < 1000  # the path, not 5000 events
+    copy = pickle.loads(blob)
+    a = pool.simulate(100, (0.5, 0.1, 0), np.random.default_rng(3))
+    b = copy.simulate(100, (0.5, 0.1, 0), np.random.default_rng(3))
+    assert np.array_equal(a["costh"], b["costh"])

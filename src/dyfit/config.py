@@ -25,6 +25,8 @@ M = TypeVar("M", bound=StrictModel)
 def _one_line(err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if not where.isprintable():  # an unknown key may hold a newline: the message stays one line
+        where = repr(where)
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}"
 
@@ -44,6 +46,8 @@ def load_toml(path: str | Path, model: type[M], table: str | None = None) -> M:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as err:  # a folder, no permission, ...: the OS's reason, in one line
+        raise ConfigError(f"config file {path} cannot be read ({err.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
     if table is not None:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from dyfit.cli.options import workers_option
+from dyfit.cli.options import (
+    check_dask,
+    dask_options,
+    event_source,
+    methods_option,
+    parse_methods,
+    source_option,
+    workers_option,
+)
 
 __all__ = ["command"]
 
@@ -27,23 +35,20 @@ __all__ = ["command"]
     type=click.IntRange(min=1),
     help="Fresh nominal events per toy [default: 3x --events].",
 )
-@click.option(
-    "--methods",
-    default="likelihood",
-    show_default=True,
-    help="Comma-separated: likelihood, bce, bce-adam.",
-)
-@click.option(
-    "--source",
-    type=click.Choice(["recorded", "toy"]),
-    default="recorded",
-    show_default=True,
-    help="Simulate with the model's recorded source or the toy.",
-)
+@methods_option("likelihood", "")
+@source_option
 @click.option("--no-oracle", is_flag=True, help="Skip the truth-level oracle fits.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @workers_option
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False))
+@dask_options
+@click.option("--cvae", "cvae_dir", help="A cVAE run directory for --methods ...,cvae.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder; each finished toy is kept there, so a rerun resumes a killed study.",
+)
 def command(
     model_dir,
     thetas,
@@ -55,18 +60,23 @@ def command(
     no_oracle,
     seed,
     workers,
+    scheduler,
+    dask_workers,
+    cvae_dir,
     output,
 ) -> None:
     """Fit K toys per theta with fresh nominal samples; write tables (Markdown, JSON) and plots."""
     import numpy as np
 
-    from dyfit.cli.fit import load_model, recorded_source
+    from dyfit.cli.fit import load_model
     from dyfit.physics.prior import parse_theta
     from dyfit.studies import run_study
-    from dyfit.toy import ToyExperiment
 
+    check_dask(scheduler, dask_workers)
     model = load_model(model_dir)
-    src = ToyExperiment() if source == "toy" else recorded_source(model_dir, workers)
+    # Under Dask each worker is one process: the simulation must not start a pool of its own.
+    sim_workers = workers if scheduler is None else 1
+    src = event_source(source, model_dir, sim_workers)
     study = run_study(
         model,
         src,
@@ -74,10 +84,14 @@ def command(
         toys,
         events,
         nominal_events if nominal_events is not None else 3 * events,
-        methods=[m.strip() for m in methods.split(",") if m.strip()],
+        methods=parse_methods(methods),
         seed=seed,
         progress=True,
         oracle=not no_oracle,
+        journal=Path(output),
+        scheduler=scheduler,
+        workers=dask_workers,
+        models=None if cvae_dir is None else {"cvae": load_model(cvae_dir)},
     )
     study.save(Path(output))
     click.echo(study.markdown())

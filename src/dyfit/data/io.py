@@ -62,6 +62,8 @@ def _numeric(arr: Any) -> NDArray | None:
     arr = np.asarray(arr)
     if arr.ndim != 1 or arr.dtype.kind not in "biuf":
         return None
+    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        return arr.astype("f8")  # as int64 these would turn negative
     return arr if arr.dtype.kind == "b" else arr.astype("i8" if arr.dtype.kind in "iu" else "f8")
 
 
@@ -84,13 +86,16 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-def _load_json(text: str | bytes, path: Path) -> Any:
+def _load_json(text: str | bytes, path: Path) -> dict:
     try:
-        return json.loads(text)
+        obj = json.loads(text)
     except (ValueError, UnicodeDecodeError):
+        obj = None
+    if not isinstance(obj, dict):  # the metadata is always a JSON object
         raise InputError(
-            f"{path}: its dyfit metadata is not valid JSON; write the file again"
-        ) from None
+            f"{path}: its dyfit metadata is not valid JSON or not an object; write the file again"
+        )
+    return obj
 
 
 def write_events(table: EventTable, path: str | Path, *, format: str | None = None) -> Path:
@@ -124,7 +129,8 @@ def _write_parquet(tmp: Path, columns: dict[str, NDArray], meta: str) -> None:
     import pyarrow.parquet as pq
 
     table = pa.table(columns)
-    pq.write_table(table.replace_schema_metadata({META_KEY: meta}), tmp)
+    # page CRCs: a flipped bit in the data is refused on reading, not read as another value
+    pq.write_table(table.replace_schema_metadata({META_KEY: meta}), tmp, write_page_checksum=True)
 
 
 def _write_root(tmp: Path, columns: dict[str, NDArray], meta: str) -> None:
@@ -158,7 +164,11 @@ def _split_spec(spec: str | Path, tree: str | None) -> tuple[Path, str | None]:
 
 
 def read_events(
-    spec: str | Path, *, columns: Mapping[str, str] | None = None, tree: str | None = None
+    spec: str | Path,
+    *,
+    columns: Mapping[str, str] | None = None,
+    tree: str | None = None,
+    only: Iterable[str] | None = None,
 ) -> EventTable:
     """Read an event file (``FILE.parquet``, ``FILE.csv``, ``FILE.root`` or ``FILE.root:TREE``).
 
@@ -167,6 +177,9 @@ def read_events(
         columns: dyfit name -> column name in the file, e.g. ``{"mass": "dimuon_mass"}``;
             those columns are read under the dyfit names, the others under their own.
         tree: The ROOT tree (default ``events``, or the file's only tree).
+        only: Read just these (dyfit) columns, those the file holds; the others are not
+            read at all (Parquet and ROOT read column by column), so a fit of a large file
+            holds its features only. None reads every column.
 
     Returns:
         The numeric columns (float64, int64 or bool), each with shape (N,), and the metadata.
@@ -177,8 +190,13 @@ def read_events(
         raise InputError(f"{path}: no such file; check the path")
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes); write or copy it again")
+    mapping, wanted = dict(columns or {}), None
+    if only is not None:
+        only = set(only)
+        mapping = {d: f for d, f in mapping.items() if d in only}
+        wanted = {mapping.get(n, n) for n in only}  # as the file names them
     try:
-        found, meta = _READERS[fmt](path, tree)
+        found, meta = _READERS[fmt](path, tree, wanted)
     except InputError:
         raise
     except Exception as err:  # any parser failure on a damaged file, in whatever form it comes
@@ -190,7 +208,7 @@ def read_events(
             f"{path} cannot be read as {fmt} ({why}); it is truncated or corrupted, "
             "write or copy it again"
         ) from None
-    return _assemble(path, found, meta, dict(columns or {}))
+    return _assemble(path, found, meta, mapping)
 
 
 def _assemble(
@@ -218,17 +236,21 @@ def _assemble(
     return EventTable(out, meta)
 
 
-def _read_parquet(path: Path, tree: str | None) -> tuple[dict, dict]:
+def _read_parquet(
+    path: Path, tree: str | None, wanted: set[str] | None = None
+) -> tuple[dict, dict]:
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as pf:
-        table = pf.read()
+    with pq.ParquetFile(path, page_checksum_verification=True) as pf:
+        names = pf.schema_arrow.names
+        table = pf.read(columns=None if wanted is None else [n for n in names if n in wanted])
     raw = (table.schema.metadata or {}).get(META_KEY.encode())
     meta = _load_json(raw, path) if raw is not None else {}
-    return {n: _from_arrow(table[n]) for n in table.column_names}, meta
+    read = set(table.column_names)
+    return {n: _from_arrow(table[n]) if n in read else None for n in names}, meta
 
 
-def _read_root(path: Path, tree: str | None) -> tuple[dict, dict]:
+def _read_root(path: Path, tree: str | None, wanted: set[str] | None = None) -> tuple[dict, dict]:
     uproot = _uproot()
     with uproot.open(path) as file:
         kinds = {k.rsplit(";", 1)[0]: c for k, c in file.classnames().items()}
@@ -248,12 +270,13 @@ def _read_root(path: Path, tree: str | None) -> tuple[dict, dict]:
             flat = [n for n in flat if obj[n].interpretation.inner_shape == ()]
         else:
             flat = names
+        flat = [n for n in flat if wanted is None or n in wanted]
         arrays = obj.arrays(flat, library="np") if flat else {}
         meta = _load_json(str(file[ROOT_META]), path) if ROOT_META in kinds else {}
     return {n: _numeric(arrays[n]) if n in arrays else None for n in names}, meta
 
 
-def _read_csv(path: Path, tree: str | None) -> tuple[dict, dict]:
+def _read_csv(path: Path, tree: str | None, wanted: set[str] | None = None) -> tuple[dict, dict]:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -267,7 +290,7 @@ def _read_csv(path: Path, tree: str | None) -> tuple[dict, dict]:
         raise InputError(f"{path} holds no events")
     types = {}
     if header is not None:
-        if not (isinstance(header, dict) and {"meta", "dtypes", "events"} <= set(header)):
+        if not ({"meta", "dtypes", "events"} <= set(header) and isinstance(header["meta"], dict)):
             raise InputError(f"{path}: its '# dyfit:' line is incomplete; write the file again")
         if not data.endswith(b"\n"):
             raise InputError(f"{path} ends in the middle of a line; it is truncated")
@@ -281,7 +304,9 @@ def _read_csv(path: Path, tree: str | None) -> tuple[dict, dict]:
             f"{path} has {table.num_rows} events but its header says {header['events']}; "
             "it is truncated"
         )
-    found = {n: _from_arrow(table[n]) for n in table.column_names}
+    # CSV is parsed whole (it is not the format for large files); unwanted columns are dropped
+    keep = set(table.column_names) if wanted is None else wanted
+    found = {n: _from_arrow(table[n]) if n in keep else None for n in table.column_names}
     return found, header["meta"] if header is not None else {}
 
 

@@ -45,6 +45,22 @@ class EventPool:
         self.nominal = events.head(cut)
         self.data = events.select(slice(cut, None))
         self._weights: dict[tuple[float, ...], tuple[np.ndarray, float]] = {}
+        self._origin: tuple[str, float] | None = None
+
+    @classmethod
+    def from_file(cls, path: str, nominal_fraction: float = 0.4) -> EventPool:
+        """The pool in an event file; sent to another process (a Dask worker) it travels as
+        its path and is read there again, not as its events."""
+        from dyfit.data.io import read_events
+
+        pool = cls(read_events(path), nominal_fraction)
+        pool._origin = (str(path), nominal_fraction)
+        return pool
+
+    def __reduce__(self):
+        if self._origin is None:
+            return super().__reduce__()
+        return (EventPool.from_file, self._origin)
 
     def _reweighted(self, theta: np.ndarray) -> tuple[np.ndarray, float]:
         """Acceptance probabilities w / w_max over the data part, cached per θ."""

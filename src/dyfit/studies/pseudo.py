@@ -2,9 +2,11 @@ r"""Pseudo-experiments: bias, pulls, coverage and efficiency of the fits of θ.
 
 For each injected θ and toy k, a data set of N events and a *fresh* nominal sample
 of M events come from ``source.simulate``, with generators seeded by
-``SeedSequence(seed, spawn_key=(θ index, k))``: any toy can be rerun alone (a Dask
-fan-out reproduces the serial study). Each method fits the same events; the truth-level
-oracle (:class:`~dyfit.fitting.oracle.TruthRatio`) fits them too, giving σ_oracle.
+``SeedSequence(seed, spawn_key=(θ index, k))``: any toy can be rerun alone, so a Dask
+fan-out (:mod:`dyfit.parallel`) reproduces the serial study, and a killed study resumes
+from its journal of finished toys (:mod:`dyfit.studies.journal`). Each method fits the
+same events; the truth-level oracle (:class:`~dyfit.fitting.oracle.TruthRatio`) fits them
+too, giving σ_oracle.
 
 Per method and parameter: bias = ⟨θ̂ − θ⟩; pulls (θ̂ − θ)/σ̂ with their mean and
 width; the coverage of θ̂ ± σ̂ and θ̂ ± 2σ̂ (nominally 68.3 % and 95.4 %) with binomial
@@ -14,6 +16,7 @@ error alone (``pull_width_stat``), which shows what the nominal-sample term adds
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -215,6 +218,21 @@ class StudyResult:
         return paths
 
 
+def _toy_job(job: tuple, model: Any, source: Any, models: Mapping[str, Any] | None) -> list:
+    """One toy, from a job tuple: the unit :func:`run_study` hands to ``map_jobs``."""
+    theta, i, k, n_events, n_nominal, methods, seed, oracle = job
+    return run_toy(model, source, theta, i, k, n_events, n_nominal, methods, seed, oracle, models)
+
+
+def _single_process(source: Any) -> Any:
+    """The source without its own process pool: each Dask worker is already one process."""
+    if getattr(source, "workers", 1) == 1:
+        return source
+    source = copy.copy(source)
+    source.workers = 1  # Simulation's output does not depend on its number of workers
+    return source
+
+
 def run_study(
     model: Any,
     source: Any,
@@ -227,13 +245,29 @@ def run_study(
     progress: bool = False,
     oracle: bool = True,
     models: Mapping[str, Any] | None = None,
+    *,
+    journal: str | Path | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> StudyResult:
     """Run ``toys`` pseudo-experiments at each θ in ``thetas`` (shape (K, 3)).
+
+    Arguments:
+        journal: A folder where each finished toy is kept (:mod:`dyfit.studies.journal`);
+            a rerun with the same settings skips the toys found there, so a killed study
+            resumes and ends with the same records. Another study's journal is refused.
+        scheduler: None runs the toys here, one after the other; ``"local"`` (a Dask
+            LocalCluster of ``workers`` processes) or a Dask scheduler address fans them
+            out (:func:`dyfit.parallel.map_jobs`). The records do not depend on it: each
+            toy has its own seeds (:func:`toy_rngs`).
 
     Example:
         >>> study = run_study(TruthRatio(), ToyExperiment(), [[1, 0, 0]], 100, 2000, 6000)
         >>> print(study.markdown())  # doctest: +SKIP
     """
+    from dyfit.parallel import map_jobs
+    from dyfit.studies.journal import ToyJournal, describe_source, fingerprint
+
     thetas = np.atleast_2d(as_theta(thetas))
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or toys < 2 or n_events < 1 or n_nominal < 1:
@@ -249,14 +283,43 @@ def run_study(
         "seed": seed,
         "oracle": oracle,
     }
-    study = StudyResult(thetas, config)
+    done: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    log = None
+    if journal is not None:
+        identity = {
+            **config,
+            "thetas": thetas.tolist(),
+            "model": fingerprint(model),
+            "models": {m: fingerprint(v) for m, v in sorted((models or {}).items())},
+            "source": describe_source(source),
+        }
+        log = ToyJournal(journal, identity)
+        done = log.done
     jobs = [(i, k) for i in range(len(thetas)) for k in range(toys)]
+    todo = [job for job in jobs if job not in done]
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        jobs = tqdm(jobs, desc="toys", unit="toy")
-    for i, k in jobs:
-        study.records += run_toy(
-            model, source, thetas[i], i, k, n_events, n_nominal, methods, seed, oracle, models
-        )
-    return study
+        desc = f"toys ({len(jobs) - len(todo)} resumed)" if len(todo) < len(jobs) else "toys"
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="toy")
+
+    def finished(index: int, records: list[dict[str, Any]]) -> None:
+        i, k = todo[index]
+        if log is not None:
+            log.append(i, k, records)
+        done[i, k] = records
+        if bar is not None:
+            bar.update()
+
+    spec = (n_events, n_nominal, tuple(methods), seed, oracle)
+    shared = {
+        "model": model,
+        "source": source if scheduler is None else _single_process(source),
+        "models": models,
+    }
+    jobs_todo = [(thetas[i], i, k, *spec) for i, k in todo]
+    map_jobs(_toy_job, jobs_todo, scheduler, workers, shared=shared, on_result=finished)
+    if bar is not None:
+        bar.close()
+    return StudyResult(thetas, config, [r for job in jobs for r in done[job]])
