@@ -101,7 +101,7 @@ def test_validator_catches_breakage(events, breakage, where):
 def cli(monkeypatch, events):
     from dyfit.cli import fit as fit_cli
 
-    monkeypatch.setattr(fit_cli, "load_inputs", lambda *args: (MODEL, *events))
+    monkeypatch.setattr(fit_cli, "load_inputs", lambda *args, **kwargs: (MODEL, *events))
     return fit_cli.command
 
 

@@ -1,8 +1,9 @@
 """The built-in simulation chain: leading-order generator → spectrometer → reconstruction.
 
 :class:`Simulation` is an event source: ``simulate(n, theta, rng)`` returns exactly
-n *accepted* detector-level events, at one θ with shape (3,) or at one θ per event
-with shape (n, 3). For per-event θ each requested θ_i is kept by exactly one
+n *accepted* detector-level events, at one θ with shape (3,), at one θ per event
+with shape (n, 3), or on a :class:`~dyfit.physics.curves.ThetaCurve` of each event's
+truth kinematics. For per-event θ each requested θ_i is kept by exactly one
 accepted event (the first of several truth trials at θ_i to pass), so the θ
 distribution of the output is the requested one, with no tilt by the θ-dependent
 acceptance. This is what the paired training samples of the classifier need.
@@ -24,6 +25,7 @@ from dyfit.data.events import EventTable
 from dyfit.detector import SpectrometerConfig, simulate_detector
 from dyfit.errors import InputError
 from dyfit.physics.angular import check_physical
+from dyfit.physics.curves import ThetaCurve
 from dyfit.physics.generator import GeneratorConfig, generate_truth
 from dyfit.physics.prior import ThetaPrior
 
@@ -96,15 +98,21 @@ class Simulation:
         return {**self.__dict__, "_pool": None}
 
     def simulate(
-        self, n: int, theta: ArrayLike, rng: np.random.Generator, *, progress: bool = False
+        self,
+        n: int,
+        theta: ArrayLike | ThetaCurve,
+        rng: np.random.Generator,
+        *,
+        progress: bool = False,
     ) -> EventTable:
-        """n accepted events at θ (shape (3,)) or at per-event θ (shape (n, 3))."""
+        """n accepted events at θ (shape (3,)), at per-event θ (shape (n, 3)) or on a curve."""
         if n <= 0:
             raise InputError(f"the number of events must be positive, got {n}")
-        theta = check_physical(theta)
+        curve = isinstance(theta, ThetaCurve)
+        theta = theta if curve else check_physical(theta)
         base = int(rng.integers(2**62))
         bar = _progress_bar(n, progress)
-        if theta.ndim == 1:
+        if curve or theta.ndim == 1:
             table = self._fixed(n, theta, base, bar)
         else:
             if len(theta) != n:
@@ -114,7 +122,7 @@ class Simulation:
             bar.close()
         return table
 
-    def _fixed(self, n: int, theta: np.ndarray, base: int, bar) -> EventTable:
+    def _fixed(self, n: int, theta: np.ndarray | ThetaCurve, base: int, bar) -> EventTable:
         kept: list[EventTable] = []
         n_kept = 0
         while n_kept < n:
@@ -200,7 +208,7 @@ def _progress_bar(n: int, enabled: bool):
 def simulate(
     n_events: int,
     *,
-    theta: ArrayLike | None = None,
+    theta: ArrayLike | ThetaCurve | None = None,
     prior: ThetaPrior | None = None,
     generator: GeneratorConfig | None = None,
     detector: SpectrometerConfig | None = None,
@@ -209,7 +217,8 @@ def simulate(
     workers: int = 1,
     progress: bool = False,
 ) -> EventTable:
-    """n_events accepted events at a fixed θ or with θ drawn per event from a prior.
+    """n_events accepted events at a fixed θ, with θ drawn per event from a prior, or on a
+    :class:`~dyfit.physics.curves.ThetaCurve` of the truth kinematics.
 
     The metadata records the generator and detector configurations, θ or the
     prior, the seed, the number of truth events generated and the acceptance.
@@ -227,6 +236,9 @@ def simulate(
     if prior is not None:
         thetas = prior.sample(n_events, rng)
         meta["prior"] = prior.model_dump(mode="json")
+    elif isinstance(theta, ThetaCurve):
+        thetas = theta
+        meta["theta_curve"] = theta.model_dump(mode="json", by_alias=True, exclude_none=True)
     else:
         thetas = check_physical((1.0, 0.0, 0.0) if theta is None else theta)
         meta["theta"] = [float(t) for t in thetas]  # (lambda, mu, nu)

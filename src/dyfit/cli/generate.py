@@ -2,6 +2,7 @@
 
 Example:
     dyfit generate --events 100000 --theta 1,0,0.1 --target d -o events.parquet
+    dyfit generate --events 200000 --theta-curve nu_rising_with_pt.toml -o curve.parquet
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ PROGRESS_FROM = 100_000  # events; below this a run takes seconds and a bar is n
 @click.command(name="generate")
 @click.option("-n", "--events", "n_events", type=int, required=True, help="events after cuts.")
 @theta_options
+@click.option(
+    "--theta-curve",
+    metavar="FILE.toml",
+    help="theta as a function of a truth variable (dyfit.physics.curves.ThetaCurve), per event.",
+)
 @click.option("--target", type=click.Choice(["p", "d"]), help="target: p (LH2) or d (LD2).")
 @seed_option
 @smearing_option
@@ -34,12 +40,32 @@ PROGRESS_FROM = 100_000  # events; below this a run takes seconds and a bar is n
 @workers_option
 @output_option
 def command(
-    n_events, lambda_, mu, nu, theta, prior, target, seed, smearing, config, workers, output
+    n_events,
+    lambda_,
+    mu,
+    nu,
+    theta,
+    prior,
+    theta_curve,
+    target,
+    seed,
+    smearing,
+    config,
+    workers,
+    output,
 ):
-    """Simulate N events at a fixed theta, or with theta drawn per event from a prior."""
+    """Simulate N events at a fixed theta, with theta drawn per event from a prior, or on a
+    theta curve of the truth kinematics."""
     if n_events <= 0:
         raise InputError(f"--events must be a positive number of events, got {n_events}")
-    theta, prior = resolve_theta(lambda_, mu, nu, theta, prior)
+    if theta_curve is not None:
+        if any(x is not None for x in (lambda_, mu, nu, theta, prior)):
+            raise InputError("give either --theta-curve or a theta (--theta/--prior/...), not both")
+        from dyfit.physics.curves import load_curve
+
+        theta = load_curve(theta_curve)
+    else:
+        theta, prior = resolve_theta(lambda_, mu, nu, theta, prior)
     from dyfit.data.io import event_format, write_events
 
     event_format(output)  # an unusable output name fails now, not after the simulation

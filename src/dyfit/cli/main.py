@@ -25,8 +25,13 @@ COMMANDS = {
     "train": "train",
     "check-ratio": "check_ratio",
     "fit": "fit",
+    "fit-differential": "fit_differential",
     "scan": "scan",
     "study": "study",
+    "compare": "compare",
+    "train-cvae": "train_cvae",
+    "train-dctr": "train_dctr",
+    "example": "example",
     "demo": "demo",
 }
 

@@ -30,6 +30,12 @@ __all__ = [
     "config_option",
     "workers_option",
     "nominal_options",
+    "source_option",
+    "event_source",
+    "dask_options",
+    "check_dask",
+    "methods_option",
+    "parse_methods",
 ]
 
 
@@ -148,3 +154,80 @@ def nominal_options(f: Callable) -> Callable:
         type=click.Path(exists=True, dir_okay=False),
         help="Events at theta0 = (1, 0, 0); simulated with the model's source if not given.",
     )(f)
+
+
+source_option = click.option(
+    "--source",
+    default="recorded",
+    show_default=True,
+    metavar="recorded|toy|pool:FILE",
+    help="Where the toys come from: the model's recorded simulation, the analytic toy, or a "
+    "large simulation at theta0 in FILE, reweighted exactly to each theta (dyfit.studies.pool).",
+)
+
+
+def event_source(source: str, model_dir: str | None, workers: int):
+    """The event source ``--source`` names (``workers`` processes for the recorded one)."""
+    kind, _, path = source.partition(":")
+    if kind == "toy" and not path:
+        from dyfit.toy import ToyExperiment
+
+        return ToyExperiment()
+    if kind == "pool" and path:
+        from dyfit.studies.pool import EventPool
+
+        return EventPool.from_file(path)
+    if kind == "recorded" and not path:
+        if model_dir is None:
+            raise InputError("--source recorded needs --model RUN_DIR; or use toy or pool:FILE")
+        from dyfit.cli.fit import recorded_source
+
+        return recorded_source(model_dir, workers)
+    raise InputError(f"--source {source!r}: use recorded, toy or pool:FILE")
+
+
+def dask_options(f: Callable) -> Callable:
+    """``--scheduler`` and ``--dask-workers``: fan toys out over a Dask cluster."""
+    f = click.option(
+        "--dask-workers",
+        type=click.IntRange(min=1),
+        help="Processes of the local Dask cluster (--scheduler local) [default: CPU count].",
+    )(f)
+    return click.option(
+        "--scheduler",
+        help="Fan the toys out over Dask: 'local' (a LocalCluster), a scheduler address "
+        "(tcp://host:8786) or a scheduler file (*.json). Results do not depend on it.",
+    )(f)
+
+
+def check_dask(scheduler: str | None, dask_workers: int | None) -> None:
+    if dask_workers is not None and scheduler != "local":
+        raise InputError("--dask-workers applies to --scheduler local only")
+
+
+def methods_option(default: str | None, help_default: str) -> Callable:
+    """``--methods``: comma-separated fit methods."""
+    from dyfit.fitting.methods import FIT_METHODS
+
+    return click.option(
+        "--methods",
+        default=default,
+        show_default=default is not None,
+        help=f"Comma-separated, from {', '.join(FIT_METHODS)}{help_default}.",
+    )
+
+
+def parse_methods(text: str | None) -> list[str] | None:
+    """``--methods`` as a list (None when not given); unknown names are refused."""
+    from dyfit.fitting.methods import FIT_METHODS
+
+    if text is None:
+        return None
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in FIT_METHODS]
+    if unknown or not methods:
+        raise InputError(
+            f"--methods {text!r}: unknown {', '.join(unknown) or 'none given'}; "
+            f"use {', '.join(FIT_METHODS)}"
+        )
+    return methods

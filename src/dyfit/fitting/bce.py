@@ -16,6 +16,12 @@ Errors: θ̂ is an M-estimator, Σ_i ψ1(x_i) + Σ_j ψ0(y_j) = 0 with ψ1 = −
     V = H⁻¹ [N Cov(ψ1) + M Cov(ψ0)] H⁻¹,   H = ∇²F,
 
 whose data and nominal terms are reported as ``stat`` and ``nominal``.
+
+Weighted events (a ``weight`` column; negative weights allowed): the data sum becomes
+Σ_i w_i softplus(−s(x_i|θ)) and the nominal factor W/M with W = Σ_i w_i. A data event
+then enters the score as w_i (ψ1_i + ψ̄0) with ψ̄0 = (1/M) Σ_j σ(s_j)∇s_j (W carries the
+event into the nominal term), so ``stat`` uses N Cov(w (ψ1 + ψ̄0)) — N Cov(ψ1) for w ≡ 1
+(arXiv:1911.01303 for the weighted sandwich).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 
 from dyfit.data.events import EventTable
+from dyfit.data.selection import event_weights
 from dyfit.errors import DyfitWarning, InputError
 from dyfit.fitting.evaluate import CHUNK, MomentsSample, ratio_sample
 from dyfit.fitting.likelihood import (
@@ -38,6 +45,7 @@ from dyfit.fitting.likelihood import (
     minimise,
     start_point,
     valid_start,
+    weight_summary,
 )
 from dyfit.fitting.oracle import check_physical_limit
 from dyfit.fitting.result import FitResult
@@ -49,9 +57,9 @@ __all__ = ["BCE", "fit_bce"]
 class BCE(Objective):
     """F(θ), its gradient and (moments models) its Hessian; θ with shape (3,)."""
 
-    def __init__(self, data: Any, nominal: Any) -> None:
-        super().__init__(data, nominal)
-        self.w = len(data) / len(nominal)
+    def __init__(self, data: Any, nominal: Any, weights: NDArray | None = None) -> None:
+        super().__init__(data, nominal, weights)
+        self.w = self.sumw / len(nominal)
 
     def terms(self, theta: NDArray, grad: bool = True):
         """(s, ∇s) on data and on nominal (s alone without ``grad``); None if s is undefined."""
@@ -64,10 +72,11 @@ class BCE(Objective):
         if t is None:
             return None, None
         (sd, gd), (sn, gn) = t if grad else ((t[0], None), (t[1], None))
-        value = float(np.logaddexp(0, -sd).sum() + self.w * np.logaddexp(0, sn).sum())
+        wd = self.weights  # 1.0 unweighted: the sums below are then bit for bit unchanged
+        value = float((wd * np.logaddexp(0, -sd)).sum() + self.w * np.logaddexp(0, sn).sum())
         if not grad:
             return value, None
-        return value, -(expit(-sd) @ gd) + self.w * (expit(sn) @ gn)
+        return value, -((wd * expit(-sd)) @ gd) + self.w * (expit(sn) @ gn)
 
     def analytic_hessian(self, theta: NDArray) -> NDArray | None:
         r"""∇²F for moments models, (3, 3), from ∇²s = −k kᵀ + A Aᵀ with k = ĥ'/ĥ·c, A = ā'/ā·c."""
@@ -77,11 +86,13 @@ class BCE(Objective):
         abar = self.data.abar
         big_a = abar[1:] / (abar @ c)
         out = np.zeros((3, 3))
-        for sample, sign, weight in ((self.data, -1.0, 1.0), (self.nominal, 1.0, self.w)):
+        samples = ((self.data, -1.0, 1.0, self.weights), (self.nominal, 1.0, self.w, 1.0))
+        for sample, sign, weight, per_event in samples:
             s, g = sample.log_ratio(theta, grad=True)
             k = sample.h[:, 1:] / (sample.h @ c)[:, None]
-            q = expit(s) * expit(-s)
-            alpha = sign * expit(sign * s)  # coefficient of ∇²s: −σ(−s) for data, σ(s) nominal
+            q = per_event * (expit(s) * expit(-s))
+            # coefficient of ∇²s: −σ(−s) for data, σ(s) nominal
+            alpha = per_event * (sign * expit(sign * s))
             out += weight * ((g * q[:, None]).T @ g - (k * alpha[:, None]).T @ k)
             out += weight * alpha.sum() * np.outer(big_a, big_a)
         return out
@@ -91,6 +102,8 @@ class BCE(Objective):
         (sd, gd), (sn, gn) = self.terms(theta)
         psi1 = -expit(-sd)[:, None] * gd
         psi0 = self.w * expit(sn)[:, None] * gn
+        if not np.isscalar(self.weights):  # weighted: the event's share of W too (docstring)
+            psi1 = self.weights[:, None] * (psi1 + psi0.mean(0) / self.w)
         return {
             "stat": h_inv @ (len(sd) * np.cov(psi1, rowvar=False)) @ h_inv,
             "nominal": h_inv @ (len(sn) * np.cov(psi0, rowvar=False)) @ h_inv,
@@ -113,7 +126,10 @@ def _adam(bce, prior, start, lr, epochs, lr_decay, tol, batch_size, rng):
         splits_n = np.array_split(rng.permutation(n_n), n_batches)
         loss = 0.0
         for idx_d, idx_n in zip(splits_d, splits_n, strict=True):
-            part = bce if n_batches == 1 else BCE(bce.data.subset(idx_d), bce.nominal.subset(idx_n))
+            part = bce
+            if n_batches > 1:
+                w = None if np.isscalar(bce.weights) else bce.weights[idx_d]
+                part = BCE(bce.data.subset(idx_d), bce.nominal.subset(idx_n), w)
             value, grad = part.value_and_grad(theta.detach().numpy())
             # The balanced mean BCE: log 2 where data and nominal cannot be told apart.
             loss += value / (2 * part.n * n_batches)
@@ -163,10 +179,11 @@ def fit_bce(
     if method not in ("bce", "bce-adam"):
         raise InputError(f"unknown BCE fit method {method!r}; use bce or bce-adam")
     t0 = time.perf_counter()
+    weights = event_weights(data, model.feature_names, drop_invalid)
     d, n_bad = ratio_sample(model, data, "data", drop_invalid, chunk)
     nom, _ = ratio_sample(model, nominal, "nominal sample", drop_invalid, chunk)
     t1 = time.perf_counter()
-    bce = BCE(d, nom)
+    bce = BCE(d, nom, weights)
     prior = model.prior
     history = losses = None
     if method == "bce":
@@ -211,7 +228,8 @@ def fit_bce(
         warnings=notes,
         history=history,
         loss_history=losses,
-        extra={"loss": bce(theta) / (2 * len(d)), "prepare_time_s": t1 - t0},
+        extra={"loss": bce(theta) / (2 * len(d)), "prepare_time_s": t1 - t0}
+        | weight_summary(weights),
     )
     check_physical_limit(result, nominal)
     for note in result.warnings:

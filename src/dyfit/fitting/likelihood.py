@@ -21,6 +21,15 @@ Cov(u)/M, moves θ̂ by dθ̂ = −H⁻¹ B δm with B = ∂S/∂m = (N/m0) [−
 
 independent of the data and added to V_stat. ``training``: the covariance of θ̂ over an
 ensemble of models fitted to the same events.
+
+Weighted events (a ``weight`` column, negative weights allowed): the NLL becomes
+−Σ_i w_i log r(x_i|θ) + W log m0(θ) with W = Σ_i w_i, and the Hessian alone no longer
+gives the errors; ``stat`` is the sandwich (Huber 1967; for weighted likelihoods e.g.
+arXiv:1911.01303)
+
+    V_stat = H⁻¹ (Σ_i w_i² g_i g_iᵀ) H⁻¹,   g_i = −∇log r(x_i|θ̂) + m1/m0,
+
+which is H⁻¹ again for w ≡ 1 as N grows (Σ g gᵀ → H); ``nominal`` as above with N → W.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dyfit.data.events import EventTable
+from dyfit.data.selection import event_weights
 from dyfit.errors import DyfitWarning, InputError
 from dyfit.fitting.evaluate import CHUNK, MomentsSample, ratio_sample
 from dyfit.fitting.oracle import check_physical_limit
@@ -51,6 +61,8 @@ __all__ = [
     "valid_start",
     "nominal_covariance",
     "hessian_inverse",
+    "weighted_covariance",
+    "weight_summary",
 ]
 
 # Returned where the model's ratio is ≤ 0 for some event: MIGRAD backs off from it.
@@ -62,9 +74,12 @@ class Objective:
 
     errordef = 0.5  # both losses are negative log-likelihoods up to constants
 
-    def __init__(self, data: Any, nominal: Any) -> None:
+    def __init__(self, data: Any, nominal: Any, weights: NDArray | None = None) -> None:
         self.data, self.nominal = data, nominal
         self.n = len(data)
+        # Unweighted: the scalar 1.0 and W = N leave every sum exactly as it was.
+        self.weights = 1.0 if weights is None else np.asarray(weights, dtype=np.float64)
+        self.sumw = self.n if weights is None else float(self.weights.sum())
         self.n_invalid = 0
         self._cache: dict[str, Any] = {}
 
@@ -103,8 +118,10 @@ class NLL(Objective):
         m0 = r.mean()
         if not (np.all(np.isfinite(lr)) and m0 > 0):
             return None, None
-        value = float(-lr.sum() + self.n * np.log(m0))
-        return value, (-g.sum(0) + self.n * dr.mean(0) / m0 if grad else None)
+        value = float(-(self.weights * lr).sum() + self.sumw * np.log(m0))
+        if not grad:
+            return value, None
+        return value, -(np.reshape(self.weights, (-1, 1)) * g).sum(0) + self.sumw * dr.mean(0) / m0
 
     def analytic_hessian(self, theta: NDArray) -> NDArray | None:
         """The analytic Hessian, (3, 3), for moments samples; None for networks."""
@@ -113,20 +130,42 @@ class NLL(Objective):
         c = basis_coefficients(theta)
         hp = self.data.h[:, 1:] / (self.data.h @ c)[:, None]
         gbar = self.nominal.h.mean(0)
-        return hp.T @ hp - self.n * np.outer(gbar[1:], gbar[1:]) / (gbar @ c) ** 2
+        # hp.T @ hp itself when unweighted: NumPy's symmetric product, bit for bit as before
+        hpw = hp if np.isscalar(self.weights) else self.weights[:, None] * hp
+        return hpw.T @ hp - self.sumw * np.outer(gbar[1:], gbar[1:]) / (gbar @ c) ** 2
 
     def nominal_covariance(self, theta: NDArray, h_inv: NDArray) -> NDArray:
         """V_nominal, (3, 3), at θ̂ given H⁻¹ (see the module docstring)."""
         r, dr = self.nominal.ratio(theta, grad=True)
-        return nominal_covariance(np.column_stack([r, dr]), self.n, h_inv)
+        return nominal_covariance(np.column_stack([r, dr]), self.sumw, h_inv)
+
+    def sandwich(self, theta: NDArray, h_inv: NDArray) -> NDArray:
+        """V_stat of a weighted fit, H⁻¹ (Σ w² g gᵀ) H⁻¹, (3, 3) (see the module docstring)."""
+        _, g = self.data.log_ratio(theta, grad=True)
+        r, dr = self.nominal.ratio(theta, grad=True)
+        return weighted_covariance(dr.mean(0) / r.mean() - g, self.weights, h_inv)
 
 
-def nominal_covariance(u: NDArray, n: int, h_inv: NDArray) -> NDArray:
-    """H⁻¹ B (Cov(u)/M) Bᵀ H⁻¹ for nominal means u_j = (r_j, ∇r_j) with shape (M, 4)."""
+def weighted_covariance(scores: NDArray, weights: NDArray, h_inv: NDArray) -> NDArray:
+    """H⁻¹ (Σ_i w_i² s_i s_iᵀ) H⁻¹ for per-event scores s (N, 3) and weights w (N,)."""
+    meat = (scores * (weights**2)[:, None]).T @ scores
+    return h_inv @ meat @ h_inv
+
+
+def nominal_covariance(u: NDArray, n: float, h_inv: NDArray) -> NDArray:
+    """H⁻¹ B (Cov(u)/M) Bᵀ H⁻¹ for nominal means u_j = (r_j, ∇r_j) with shape (M, 4); n = W."""
     m0, m1 = u[:, 0].mean(), u[:, 1:].mean(0)
     b = (n / m0) * np.hstack([-m1[:, None] / m0, np.eye(3)])
     j = h_inv @ b
     return j @ (np.cov(u, rowvar=False) / u.shape[0]) @ j.T
+
+
+def weight_summary(weights: NDArray | None) -> dict[str, float]:
+    """Σw, Σw² and the effective events (Σw)²/Σw² of a weighted fit, for ``result.extra``."""
+    if weights is None:
+        return {}
+    sumw, sumw2 = float(weights.sum()), float(np.sum(weights**2))
+    return {"sum_weights": sumw, "sum_weights2": sumw2, "n_effective": sumw**2 / sumw2}
 
 
 def start_point(prior: ThetaPrior, start: ArrayLike | None) -> NDArray[np.float64]:
@@ -202,10 +241,13 @@ def hessian_inverse(m: Any, hessian: NDArray | None) -> NDArray | None:
 
 def _fit_once(model, data, nominal, start, minos, drop_invalid, chunk) -> FitResult:
     t0 = time.perf_counter()
+    weights = event_weights(data, model.feature_names, drop_invalid)
+    if weights is not None and minos:
+        raise InputError("MINOS intervals assume unit weights; drop --minos for weighted events")
     d, n_bad = ratio_sample(model, data, "data", drop_invalid, chunk)
     nom, _ = ratio_sample(model, nominal, "nominal sample", drop_invalid, chunk)
     t1 = time.perf_counter()
-    nll = NLL(d, nom)
+    nll = NLL(d, nom, weights)
     m, notes = minimise(nll, model.prior, start_point(model.prior, start), minos)
     theta = np.array(m.values)
     v_stat = hessian_inverse(m, nll.analytic_hessian(theta))
@@ -214,6 +256,8 @@ def _fit_once(model, data, nominal, start, minos, drop_invalid, chunk) -> FitRes
         notes.append("the Hessian is not positive definite at the minimum; no errors")
     else:
         covariance = {"stat": v_stat, "nominal": nll.nominal_covariance(theta, v_stat)}
+        if weights is not None:
+            covariance["stat"] = nll.sandwich(theta, v_stat)
     if n_bad:
         notes.append(f"dropped {n_bad} data event(s) with NaN or inf")
     return FitResult(
@@ -230,7 +274,8 @@ def _fit_once(model, data, nominal, start, minos, drop_invalid, chunk) -> FitRes
             else None
         ),
         warnings=notes,
-        extra={"nll": float(m.fval), "edm": float(m.fmin.edm), "prepare_time_s": t1 - t0},
+        extra={"nll": float(m.fval), "edm": float(m.fmin.edm), "prepare_time_s": t1 - t0}
+        | weight_summary(weights),
     )
 
 
@@ -249,10 +294,12 @@ def fit_likelihood(
 
     Arguments:
         model: A ratio model (``feature_names``, ``prior``, ``kind``, ``log_ratio``).
-        data: The measured events, with the model's feature columns.
+        data: The measured events, with the model's feature columns; a ``weight`` column
+            makes the fit weighted (sandwich ``stat`` errors, Σw etc. in ``result.extra``).
         nominal: Events simulated at θ0 = (1, 0, 0) that normalise the ratio.
         start: The start θ with shape (3,); default θ0 (the box centre if θ0 is outside).
-        minos: Also run MINOS (asymmetric statistical errors, in ``result.minos``).
+        minos: Also run MINOS (asymmetric statistical errors, in ``result.minos``);
+            unweighted events only.
         ensemble: Further models trained alike; their θ̂ spread gives the ``training`` part.
         drop_invalid: Drop events with NaN/inf features instead of raising InputError.
 

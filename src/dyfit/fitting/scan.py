@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dyfit.data.events import EventTable
+from dyfit.data.selection import event_weights
 from dyfit.errors import InputError
 from dyfit.fitting.bce import BCE
 from dyfit.fitting.evaluate import ratio_sample
@@ -61,9 +62,10 @@ def loss_objective(
     """The NLL or BCE objective of ``model`` on the events (one network pass for moments)."""
     if loss not in LOSSES:
         raise InputError(f"unknown loss {loss!r}; use nll or bce")
+    weights = event_weights(data, model.feature_names, drop_invalid)  # None: unweighted
     d, _ = ratio_sample(model, data, "data", drop_invalid)
     nom, _ = ratio_sample(model, nominal, "nominal sample", drop_invalid)
-    return NLL(d, nom) if loss == "nll" else BCE(d, nom)
+    return NLL(d, nom, weights) if loss == "nll" else BCE(d, nom, weights)
 
 
 def _index(name: str) -> int:

@@ -36,7 +36,9 @@ The dilepton azimuth is uniform; the CM → lab boost is along the beam.
 
 **Angles.** (cosθ, φ) in the Collins-Soper frame from
 :func:`dyfit.physics.angular.sample_angles`, turned into lab four-momenta by
-:func:`dyfit.physics.kinematics.leptons_from_collins_soper`.
+:func:`dyfit.physics.kinematics.leptons_from_collins_soper`. With a
+:class:`~dyfit.physics.curves.ThetaCurve` each event's θ comes from its own truth
+(M, pT, xF, x1, x2), drawn before its angles.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ from dyfit.config import StrictModel
 from dyfit.data.columns import THETA_COLUMNS, TRUTH_LEPTON_COLUMNS
 from dyfit.data.events import EventTable
 from dyfit.errors import InputError
-from dyfit.physics.angular import as_theta, sample_angles
+from dyfit.physics.angular import THETA0, as_theta, sample_angles
+from dyfit.physics.curves import ThetaCurve
 from dyfit.physics.kinematics import (
     M_PROTON,
     beam_target,
@@ -246,7 +249,7 @@ def integrated_cross_section(config: GeneratorConfig | None = None) -> float:
 
 def generate_truth(
     n: int,
-    theta: ArrayLike,
+    theta: ArrayLike | ThetaCurve,
     config: GeneratorConfig | None = None,
     rng: np.random.Generator | None = None,
 ) -> EventTable:
@@ -254,7 +257,8 @@ def generate_truth(
 
     Arguments:
         n: The number of events.
-        theta: (λ, μ, ν) with shape (3,), or one θ per event with shape (n, 3).
+        theta: (λ, μ, ν) with shape (3,), one θ per event with shape (n, 3), or a
+            :class:`~dyfit.physics.curves.ThetaCurve` of the event's truth kinematics.
         config: The generator settings; default GeneratorConfig().
         rng: The random generator (required for reproducible output).
 
@@ -270,7 +274,8 @@ def generate_truth(
     if int(n) != n or n < 0:
         raise InputError(f"the number of events must be a non-negative integer, got {n}")
     n = int(n)
-    t = as_theta(theta)
+    curve = theta if isinstance(theta, ThetaCurve) else None
+    t = as_theta(THETA0 if curve else theta)  # with a curve, only for the chunk sizes
     if t.ndim == 2 and t.shape[0] != n:
         raise InputError(f"per-event theta has {t.shape[0]} rows for n = {n} events")
     per_event = np.broadcast_to(t, (n, 3))
@@ -285,7 +290,18 @@ def generate_truth(
         size = th.shape[0]
         mass, xf = sampler.sample_mass_xf(size, rng)
         q = sampler.dilepton(mass, xf, rng)
-        costh, phi = sample_angles(th if t.ndim == 2 else t, size, rng)
+        if curve is not None:
+            # x1 = q·P2 / P1·P2, x2 = q·P1 / P1·P2, as in the columns below (pair = q)
+            th = curve.theta_for(
+                {
+                    "mass": mass,
+                    "pT": np.hypot(q[:, 1], q[:, 2]),
+                    "xF": xf,
+                    "x1": q @ (metric * sampler.p_target),
+                    "x2": q @ (metric * sampler.p_beam),
+                }
+            )
+        costh, phi = sample_angles(th if t.ndim == 2 or curve is not None else t, size, rng)
         l_plus, l_minus = leptons_from_collins_soper(
             q, costh, phi, sampler.p_beam, sampler.p_target
         )
@@ -306,4 +322,6 @@ def generate_truth(
         "pdf": PDF_NAME,
         "cross_section_nb": sampler.sigma_nb,
     }
+    if curve is not None:
+        meta["theta_curve"] = curve.model_dump(mode="json", by_alias=True, exclude_none=True)
     return EventTable(columns, meta)

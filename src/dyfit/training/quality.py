@@ -167,15 +167,20 @@ def _normalised(values: NDArray, edges: NDArray, weights: NDArray | None = None)
 
 
 def closure_histograms(
-    name: str, target: NDArray, nominal: NDArray, weights: NDArray, bins: int = 20
+    name: str,
+    target: NDArray,
+    nominal: NDArray,
+    weights: NDArray,
+    bins: int = 20,
+    target_weights: NDArray | None = None,
 ) -> VariableCheck:
     """Compare the θ sample with the nominal sample, weighted and unweighted, in one variable.
 
     Bins hold equal shares of the θ sample; nominal events beyond its range count in the
-    outermost bins.
+    outermost bins. ``target_weights`` weights the θ sample (weighted data; sumw2 errors).
     """
     edges = np.unique(np.quantile(target, np.linspace(0.0, 1.0, bins + 1)))
-    pt, et = _normalised(target, edges)
+    pt, et = _normalised(target, edges, target_weights)
     pw, ew = _normalised(nominal, edges, weights)
     pn, en = _normalised(nominal, edges)
     ndf = len(edges) - 2

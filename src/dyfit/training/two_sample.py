@@ -21,15 +21,21 @@ from torch import nn
 __all__ = ["two_sample_auc", "weighted_auc"]
 
 
-def weighted_auc(scores_a: NDArray, weights_a: NDArray, scores_b: NDArray) -> tuple[float, float]:
-    """P(s_b > s_a) with weights on sample a, and its standard error under the null."""
+def weighted_auc(
+    scores_a: NDArray, weights_a: NDArray, scores_b: NDArray, weights_b: NDArray | None = None
+) -> tuple[float, float]:
+    """P(s_b > s_a) with weights on sample a (and b), and its standard error under the null."""
     order = np.argsort(scores_a)
     below = np.concatenate([[0.0], np.cumsum(weights_a[order])])
     # For each b score: the weight of a-scores below it.
     counts = below[np.searchsorted(scores_a[order], scores_b, side="left")]
-    auc = float(counts.mean() / below[-1])
     n_a = weights_a.sum() ** 2 / np.sum(weights_a**2)
-    n_b = scores_b.size
+    if weights_b is None:
+        auc = float(counts.mean() / below[-1])
+        n_b = scores_b.size
+    else:
+        auc = float(weights_b @ counts / (weights_b.sum() * below[-1]))
+        n_b = weights_b.sum() ** 2 / np.sum(weights_b**2)
     return auc, float(np.sqrt((n_a + n_b + 1) / (12 * n_a * n_b)))
 
 
@@ -42,8 +48,11 @@ def two_sample_auc(
     epochs: int = 3,
     width: int = 32,
     batch_size: int = 1024,
+    weights_b: NDArray | None = None,
 ) -> tuple[float, float]:
     """Train on half of a (weighted, shape (Na, F)) vs half of b (shape (Nb, F)); AUC on the rest.
+
+    ``weights_b`` (Nb,) weights sample b too (weighted data, negative weights allowed).
 
     Returns:
         The held-out weighted AUC and its standard error under the null hypothesis.
@@ -55,7 +64,8 @@ def two_sample_auc(
     wa = weights_a[:half_a] / weights_a[:half_a].sum() * half_b  # balance the classes
     x_t = torch.as_tensor((x - mean) / scale, dtype=torch.float32)
     y_t = torch.cat([torch.zeros(half_a), torch.ones(half_b)])
-    w_t = torch.as_tensor(np.concatenate([wa, np.ones(half_b)]), dtype=torch.float32)
+    wb = np.ones(half_b) if weights_b is None else weights_b[:half_b] / weights_b[:half_b].mean()
+    w_t = torch.as_tensor(np.concatenate([wa, wb]), dtype=torch.float32)
     net = nn.Sequential(
         nn.Linear(a.shape[1], width),
         nn.ReLU(),
@@ -75,4 +85,5 @@ def two_sample_auc(
         def score(v: NDArray) -> NDArray:
             return net(torch.as_tensor((v - mean) / scale, dtype=torch.float32))[:, 0].numpy()
 
-        return weighted_auc(score(a[half_a:]), weights_a[half_a:], score(b[half_b:]))
+        held_b = None if weights_b is None else weights_b[half_b:]
+        return weighted_auc(score(a[half_a:]), weights_a[half_a:], score(b[half_b:]), held_b)
