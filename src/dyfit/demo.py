@@ -120,6 +120,8 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None) -> Path:
         "likelihood, moment regressor (default)": fit(moments, data, nominal, "likelihood"),
         "likelihood, classifier": fit(classifier, data, nominal, "likelihood"),
         "bce-adam, classifier (the proposal)": fit(classifier, data, nominal, "bce-adam"),
+        "template, binned forward folding (traditional)": fit(None, data, nominal, "template"),
+        "unfold, D'Agostini then fit (traditional)": fit(None, data, nominal, "unfold"),
         "truth-level oracle (physical limit)": fit(TruthRatio(), data, nominal, "likelihood"),
     }
     lap("fit the pseudo-data")
@@ -154,7 +156,7 @@ def run_demo(out_dir: str | Path, cfg: DemoConfig | None = None) -> Path:
         cfg.study_toys,
         cfg.study_events,
         cfg.nominal_factor * cfg.study_events,
-        methods=("likelihood",),
+        methods=("likelihood", "template"),
         seed=cfg.seed,
         progress=True,
     )

@@ -8,12 +8,10 @@ import click
 
 from dyfit.cli.options import (
     check_dask,
-    dask_options,
     event_source,
     methods_option,
     parse_methods,
-    source_option,
-    workers_option,
+    toy_options,
 )
 
 __all__ = ["command"]
@@ -26,29 +24,8 @@ __all__ = ["command"]
     help="Run directory of a trained model, or 'truth'; without it only the binned methods "
     "run (and --source toy).",
 )
-@click.option(
-    "--theta", "thetas", multiple=True, required=True, help="Injected theta L,M,V; repeatable."
-)
-@click.option("--toys", type=click.IntRange(min=2), default=100, show_default=True)
-@click.option("--events", type=click.IntRange(min=1), required=True, help="Events per toy.")
-@click.option(
-    "--nominal-events",
-    type=click.IntRange(min=1),
-    help="Fresh nominal events per toy [default: 3x --events].",
-)
 @methods_option(None, " [default: bce-adam, bce, likelihood with --model; the binned ones]")
-@source_option
-@click.option("--seed", type=int, default=0, show_default=True)
-@workers_option
-@dask_options
-@click.option("--cvae", "cvae_dir", help="A cVAE run directory: adds the cvae method.")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Output folder; each finished toy is kept there, so a rerun resumes a killed study.",
-)
+@toy_options
 def command(
     model_dir,
     thetas,

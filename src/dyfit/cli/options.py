@@ -36,6 +36,7 @@ __all__ = [
     "check_dask",
     "methods_option",
     "parse_methods",
+    "toy_options",
 ]
 
 
@@ -231,3 +232,39 @@ def parse_methods(text: str | None) -> list[str] | None:
             f"use {', '.join(FIT_METHODS)}"
         )
     return methods
+
+
+def toy_options(f: Callable) -> Callable:
+    """The pseudo-experiment options shared by ``dyfit study`` and ``dyfit compare``."""
+    decorators = [
+        click.option(
+            "--theta",
+            "thetas",
+            multiple=True,
+            required=True,
+            help="Injected theta L,M,V; repeat for more points.",
+        ),
+        click.option("--toys", type=click.IntRange(min=2), default=100, show_default=True),
+        click.option("--events", type=click.IntRange(min=1), required=True, help="Events per toy."),
+        click.option(
+            "--nominal-events",
+            type=click.IntRange(min=1),
+            help="Fresh nominal events per toy [default: 3x --events].",
+        ),
+        source_option,
+        seed_option,
+        workers_option,
+        dask_options,
+        click.option("--cvae", "cvae_dir", help="A cVAE run directory, for the cvae method."),
+        click.option(
+            "-o",
+            "--output",
+            required=True,
+            type=click.Path(file_okay=False),
+            help="Output folder; each finished toy is kept there, so a rerun resumes a "
+            "killed study.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f

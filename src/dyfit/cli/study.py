@@ -8,12 +8,10 @@ import click
 
 from dyfit.cli.options import (
     check_dask,
-    dask_options,
     event_source,
     methods_option,
     parse_methods,
-    source_option,
-    workers_option,
+    toy_options,
 )
 
 __all__ = ["command"]
@@ -21,34 +19,9 @@ __all__ = ["command"]
 
 @click.command("study")
 @click.option("--model", "model_dir", required=True, help="Run directory, or 'truth'.")
-@click.option(
-    "--theta",
-    "thetas",
-    multiple=True,
-    required=True,
-    help="Injected theta L,M,V; repeat for more points.",
-)
-@click.option("--toys", type=click.IntRange(min=2), default=100, show_default=True)
-@click.option("--events", type=click.IntRange(min=1), required=True, help="Events per toy.")
-@click.option(
-    "--nominal-events",
-    type=click.IntRange(min=1),
-    help="Fresh nominal events per toy [default: 3x --events].",
-)
 @methods_option("likelihood", "")
-@source_option
 @click.option("--no-oracle", is_flag=True, help="Skip the truth-level oracle fits.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@workers_option
-@dask_options
-@click.option("--cvae", "cvae_dir", help="A cVAE run directory for --methods ...,cvae.")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Output folder; each finished toy is kept there, so a rerun resumes a killed study.",
-)
+@toy_options
 def command(
     model_dir,
     thetas,

@@ -11,7 +11,6 @@ epoch's weights are restored.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from dyfit.data.columns import FEATURES_DEFAULT
 from dyfit.errors import InputError
 from dyfit.networks.cvae import CVAE
 from dyfit.physics.prior import ThetaPrior
+from dyfit.training.stopping import EarlyStopping
 
 __all__ = [
     "CVAEConfig",
@@ -130,7 +130,7 @@ def fit_cvae_weights(
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
     else:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=2)
-    best, best_state, stale = -math.inf, None, 0
+    stopping = EarlyStopping(patience, mode="max")
     for epoch in range(epochs):
         if epoch > 0 and callable(train):
             x, c = (torch.from_numpy(np.asarray(a, np.float32)) for a in train(epoch))
@@ -161,21 +161,12 @@ def fit_cvae_weights(
             scheduler.step()
             history.best_epoch = epoch
             continue
-        if val > best:
-            best, best_state, stale, history.best_epoch = (
-                val,
-                copy.deepcopy(model.state_dict()),
-                0,
-                epoch,
-            )
-        else:
-            stale += 1
-            if stale >= patience:
-                history.stopped_early = True
-                break
+        stop = stopping.update(val, model, epoch)
+        history.best_epoch, history.stopped_early = stopping.best_epoch, stop
+        if stop:
+            break
         scheduler.step(-val)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    stopping.restore(model)
     history.seconds += time.perf_counter() - t0
     return history
 

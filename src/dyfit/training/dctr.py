@@ -22,8 +22,6 @@ ReLU :class:`~dyfit.networks.mlp.MLP`: the fit's curvature in θ must not vanish
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,6 +38,7 @@ from dyfit.errors import InputError
 from dyfit.networks.cvae import smooth_mlp
 from dyfit.networks.mlp import FeatureEncoder
 from dyfit.physics.angular import THETA_NAMES
+from dyfit.training.stopping import EarlyStopping
 
 __all__ = [
     "DCTRReweighter",
@@ -213,7 +212,7 @@ def fit_dctr_weights(
     model.encoder.fit(xv)
     optimiser = torch.optim.Adam(model.parameters(), learning_rate)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=2)
-    best, best_state, stale = math.inf, None, 0
+    stopping = EarlyStopping(patience)
     generator = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
         x, c, y = pairs(*train)
@@ -237,21 +236,12 @@ def fit_dctr_weights(
                 "lr": optimiser.param_groups[0]["lr"],
             }
         )
-        if val < best:
-            best, best_state, stale, history.best_epoch = (
-                val,
-                copy.deepcopy(model.state_dict()),
-                0,
-                epoch,
-            )
-        else:
-            stale += 1
-            if stale >= patience:
-                history.stopped_early = True
-                break
+        stop = stopping.update(val, model, epoch)
+        history.best_epoch, history.stopped_early = stopping.best_epoch, stop
+        if stop:
+            break
         scheduler.step(val)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    stopping.restore(model)
     return history
 
 

@@ -15,7 +15,6 @@ the one-process sample, so the events do not depend on K.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -40,6 +39,7 @@ from dyfit.training import distributed
 from dyfit.training.distributed import World
 from dyfit.training.draws import CALIBRATION, ORDER, TRAINING, VALIDATION, draw, tensors
 from dyfit.training.samples import ClassifierSet, FixedTrainingSource, TrainingSource
+from dyfit.training.stopping import EarlyStopping
 
 __all__ = ["TrainingConfig", "TrainingHistory", "free_cores", "resolve_device", "train"]
 
@@ -314,14 +314,20 @@ def _train(
     )
     scheduler = _scheduler(config, optimiser)
 
-    best_loss, best_state, stale, start, elapsed, done = math.inf, None, 0, 0, 0.0, False
+    stopping, start, elapsed, done = EarlyStopping(config.patience), 0, 0.0, False
     if state is not None:
         meta, saved_tensors = state
         optimiser.load_state_dict(saved_tensors["optimiser"])
         if scheduler is not None:
             scheduler.load_state_dict(meta["scheduler"])
-        best_state, best_loss, stale = saved_tensors["best"], meta["best_loss"], meta["stale"]
         saved = meta["history"]
+        stopping = EarlyStopping(
+            config.patience,
+            best=meta["best_loss"],
+            stale=meta["stale"],
+            best_epoch=saved["best_epoch"],
+            best_state=saved_tensors["best"],
+        )
         history.records, history.best_epoch = saved["records"], saved["best_epoch"]
         history.stopped_early, done = saved["stopped_early"], meta["done"]
         start, elapsed = meta["epoch"] + 1, saved["seconds"]
@@ -359,14 +365,10 @@ def _train(
         if progress and world.is_main:
             epochs.set_postfix(val_loss=f"{record['val_loss']:.5f}")
 
-        if best_state is None or record["val_loss"] < best_loss:
-            best_loss, stale, history.best_epoch = record["val_loss"], 0, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
+        history.stopped_early = stopping.update(record["val_loss"], model, epoch)
+        history.best_epoch = stopping.best_epoch
         if callback is not None:
             callback(record, model)
-        history.stopped_early = stale >= config.patience
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(record["val_loss"])
         elif scheduler is not None:
@@ -382,15 +384,16 @@ def _train(
                 "config": config.model_dump(mode="json"),
                 "provenance": provenance,
                 "history": history.to_dict(),
-                "best_loss": best_loss,
-                "stale": stale,
+                "best_loss": stopping.best,
+                "stale": stopping.stale,
                 "scheduler": None if scheduler is None else scheduler.state_dict(),
             }
-            save_state(checkpoint, meta, model.state_dict(), best_state, optimiser.state_dict())
+            best = stopping.best_state
+            save_state(checkpoint, meta, model.state_dict(), best, optimiser.state_dict())
         if history.stopped_early:
             break
 
-    model.load_state_dict(best_state)
+    stopping.restore(model)
     if isinstance(model, AngularMomentRegressor):
         t0 = time.perf_counter()
         key = (CALIBRATION,)
