@@ -58,7 +58,8 @@ def test_table_words_and_plot(comparison, tmp_path):
 def test_compare_command(tmp_path):
     from dyfit.cli.compare import command
 
-    args = ["--source", "toy", "--theta", "1,0,0", "--toys", "3", "--events", "2000"]
+    # 10^4 events: enough for unfold's 20 x 12 bins to hold >= 25 expected events each
+    args = ["--source", "toy", "--theta", "1,0,0", "--toys", "3", "--events", "10000"]
     result = CliRunner().invoke(command, [*args, "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     # Without --model only the binned methods and the oracle run.
