@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dyfit.cli.options import count_option, seed_option
+
 __all__ = ["command"]
 
 
@@ -24,21 +26,9 @@ def command() -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder for figures and tables.",
 )
-@click.option(
-    "--toys",
-    type=click.IntRange(min=2),
-    default=100,
-    show_default=True,
-    help="Pseudo-experiments at the secret mu.",
-)
-@click.option(
-    "--events",
-    type=click.IntRange(min=10),
-    default=10_000,
-    show_default=True,
-    help="Events per data set.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@count_option("--toys", 100, 2, "Pseudo-experiments at the secret mu.")
+@count_option("--events", 10_000, 10, "Events per data set.")
+@seed_option
 def gaussian(out_dir: Path, toys: int, events: int, seed: int) -> None:
     """Fit the mean of x ~ N(mu, 1) through a cVAE trained on mu in [-2, 2]; secret mu = 1.5."""
     from dyfit.studies.gaussian import GaussianSettings, run_gaussian_example

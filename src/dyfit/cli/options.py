@@ -8,6 +8,7 @@ imported at module level: ``dyfit CMD --help`` stays fast.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -37,6 +38,14 @@ __all__ = [
     "methods_option",
     "parse_methods",
     "toy_options",
+    "run_dir_option",
+    "check_new_run_dir",
+    "count_option",
+    "epochs_option",
+    "training_prior_option",
+    "toy_option",
+    "overwrite_option",
+    "replica_dask_options",
 ]
 
 
@@ -187,18 +196,28 @@ def event_source(source: str, model_dir: str | None, workers: int):
     raise InputError(f"--source {source!r}: use recorded, toy or pool:FILE")
 
 
-def dask_options(f: Callable) -> Callable:
-    """``--scheduler`` and ``--dask-workers``: fan toys out over a Dask cluster."""
-    f = click.option(
-        "--dask-workers",
-        type=click.IntRange(min=1),
-        help="Processes of the local Dask cluster (--scheduler local) [default: CPU count].",
-    )(f)
-    return click.option(
-        "--scheduler",
-        help="Fan the toys out over Dask: 'local' (a LocalCluster), a scheduler address "
-        "(tcp://host:8786) or a scheduler file (*.json). Results do not depend on it.",
-    )(f)
+def _dask_options(scheduler_help: str) -> Callable[[Callable], Callable]:
+    """``--scheduler`` (described by ``scheduler_help``) and ``--dask-workers``."""
+
+    def decorate(f: Callable) -> Callable:
+        f = click.option(
+            "--dask-workers",
+            type=click.IntRange(min=1),
+            help="Processes of the local Dask cluster (--scheduler local) [default: CPU count].",
+        )(f)
+        return click.option("--scheduler", help=scheduler_help)(f)
+
+    return decorate
+
+
+dask_options = _dask_options(
+    "Fan the toys out over Dask: 'local' (a LocalCluster), a scheduler address "
+    "(tcp://host:8786) or a scheduler file (*.json). Results do not depend on it."
+)
+replica_dask_options = _dask_options(
+    "Train the replicas on Dask: 'local' (a LocalCluster), a scheduler address or a "
+    "scheduler file (*.json); the workers must see RUN_DIR. Results do not depend on it."
+)
 
 
 def check_dask(scheduler: str | None, dask_workers: int | None) -> None:
@@ -234,6 +253,55 @@ def parse_methods(text: str | None) -> list[str] | None:
     return methods
 
 
+# --- the training commands (train, train-cvae, train-dctr, example) -------------------------
+def run_dir_option(help: str, *, required: bool = True) -> Callable:
+    """``-o/--output RUN_DIR`` as a :class:`~pathlib.Path` (parameter ``run_dir``)."""
+    return click.option(
+        "-o",
+        "--output",
+        "run_dir",
+        required=required,
+        type=click.Path(path_type=Path),
+        default=None,
+        help=help,
+    )
+
+
+def check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse to replace the model in ``run_dir`` unless ``--overwrite`` was given."""
+    from dyfit.training.checkpoint import MANIFEST
+
+    if (run_dir / MANIFEST).exists() and not overwrite:
+        raise InputError(f"{run_dir} already holds a model; choose another -o or pass --overwrite")
+
+
+def count_option(flag: str, default: int, minimum: int, help: str | None = None) -> Callable:
+    """An integer option ``flag`` of at least ``minimum``, ``default`` shown in --help."""
+    return click.option(
+        flag, type=click.IntRange(min=minimum), default=default, show_default=True, help=help
+    )
+
+
+def epochs_option(default: int) -> Callable:
+    """``--epochs``: the most epochs a training runs (early stopping may end it sooner)."""
+    return count_option("--epochs", default, 1, "Maximum number of epochs.")
+
+
+def overwrite_option(help: str = "Replace a model already in the run folder.") -> Callable:
+    """``--overwrite``: a flag that lets a command write into a folder holding a model."""
+    return click.option("--overwrite", is_flag=True, help=help)
+
+
+training_prior_option = click.option(
+    "--prior",
+    default=None,
+    help="Training box: lambda=LO:HI,mu=LO:HI,nu=LO:HI or a preset (default, proposal).",
+)
+toy_option = click.option(
+    "--toy", is_flag=True, help="Train on the analytic toy instead of the simulation."
+)
+
+
 def toy_options(f: Callable) -> Callable:
     """The pseudo-experiment options shared by ``dyfit study`` and ``dyfit compare``."""
     decorators = [
@@ -244,7 +312,7 @@ def toy_options(f: Callable) -> Callable:
             required=True,
             help="Injected theta L,M,V; repeat for more points.",
         ),
-        click.option("--toys", type=click.IntRange(min=2), default=100, show_default=True),
+        count_option("--toys", 100, 2),
         click.option("--events", type=click.IntRange(min=1), required=True, help="Events per toy."),
         click.option(
             "--nominal-events",

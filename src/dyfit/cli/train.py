@@ -14,19 +14,23 @@ from pathlib import Path
 
 import click
 
-from dyfit.cli.options import check_dask, workers_option
+from dyfit.cli.options import (
+    check_dask,
+    overwrite_option,
+    replica_dask_options,
+    run_dir_option,
+    toy_option,
+    training_prior_option,
+    workers_option,
+)
 
 __all__ = ["command"]
 
 
 @click.command(name="train")
-@click.option(
-    "-o",
-    "--output",
-    "run_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run folder for model.safetensors, manifest.json, the figures and checkpoint/.",
+@run_dir_option(
+    "Run folder for model.safetensors, manifest.json, the figures and checkpoint/.",
+    required=False,
 )
 @click.option(
     "--resume",
@@ -51,12 +55,8 @@ __all__ = ["command"]
 @click.option("--events", type=int, default=None, help="Training events per epoch.")
 @click.option("--epochs", type=int, default=None, help="Maximum number of epochs.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
-@click.option(
-    "--prior",
-    default=None,
-    help="Training box: lambda=LO:HI,mu=LO:HI,nu=LO:HI or a preset (default, proposal).",
-)
-@click.option("--toy", is_flag=True, help="Train on the analytic toy instead of the simulation.")
+@training_prior_option
+@toy_option
 @workers_option
 @click.option(
     "--replicas",
@@ -64,17 +64,8 @@ __all__ = ["command"]
     default=0,
     help="Also train this many replicas (seed + k) into RUN_DIR/replica-k [default: 0].",
 )
-@click.option(
-    "--scheduler",
-    help="Train the replicas on Dask: 'local' (a LocalCluster), a scheduler address or a "
-    "scheduler file (*.json); the workers must see RUN_DIR. Results do not depend on it.",
-)
-@click.option(
-    "--dask-workers",
-    type=click.IntRange(min=1),
-    help="Processes of the local Dask cluster (--scheduler local) [default: CPU count].",
-)
-@click.option("--overwrite", is_flag=True, help="Replace a model or killed run in the folder.")
+@replica_dask_options
+@overwrite_option("Replace a model or killed run in the folder.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def command(
     run_dir,

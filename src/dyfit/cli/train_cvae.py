@@ -2,57 +2,39 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from dyfit.cli.options import workers_option
+from dyfit.cli.options import (
+    check_new_run_dir,
+    count_option,
+    epochs_option,
+    overwrite_option,
+    run_dir_option,
+    seed_option,
+    toy_option,
+    training_prior_option,
+    workers_option,
+)
 
 __all__ = ["command"]
 
 
 @click.command(name="train-cvae")
-@click.option(
-    "-o",
-    "--output",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Run folder for model.safetensors and manifest.json.",
-)
-@click.option(
-    "--events",
-    type=click.IntRange(min=2),
-    default=200_000,
-    show_default=True,
-    help="Training events (theta per event from the prior).",
-)
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=60,
-    show_default=True,
-    help="Maximum number of epochs.",
-)
-@click.option(
-    "--prior",
-    default=None,
-    help="Training box: lambda=LO:HI,mu=LO:HI,nu=LO:HI or a preset (default, proposal).",
-)
-@click.option("--toy", is_flag=True, help="Train on the analytic toy instead of the simulation.")
+@run_dir_option("Run folder for model.safetensors and manifest.json.")
+@count_option("--events", 200_000, 2, "Training events (theta per event from the prior).")
+@epochs_option(60)
+@training_prior_option
+@toy_option
 @workers_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--overwrite", is_flag=True, help="Replace a model already in the run folder.")
+@seed_option
+@overwrite_option()
 def command(run_dir, events, epochs, prior, toy, workers, seed, overwrite) -> None:
     """Train a cVAE p(x|theta) for `dyfit fit --method cvae` and save it to RUN_DIR (-o)."""
-    from dyfit.errors import InputError
     from dyfit.physics.prior import parse_prior
-    from dyfit.training.checkpoint import MANIFEST
     from dyfit.training.cvae import CVAEConfig, train_cvae_run
     from dyfit.training.samples import TOY_FEATURES
 
-    if (run_dir / MANIFEST).exists() and not overwrite:
-        raise InputError(f"{run_dir} already holds a model; choose another -o or pass --overwrite")
+    check_new_run_dir(run_dir, overwrite)
     settings = {"events": events, "epochs": epochs, "seed": seed}
     if prior is not None:
         settings["prior"] = parse_prior(prior)

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from dyfit.cli.options import workers_option
+from dyfit.cli.options import (
+    check_new_run_dir,
+    count_option,
+    epochs_option,
+    overwrite_option,
+    run_dir_option,
+    seed_option,
+    workers_option,
+)
 
 __all__ = ["command"]
 
@@ -19,47 +27,26 @@ __all__ = ["command"]
     type=click.Path(path_type=Path),
     help="Run folder of the cVAE to correct (dyfit train-cvae).",
 )
-@click.option(
-    "-o",
-    "--output",
-    "run_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Run folder for the reweighter, its diagnostics and histograms.",
+@run_dir_option("Run folder for the reweighter, its diagnostics and histograms.")
+@count_option(
+    "--events", 200_000, 2, "Simulated training events (theta per event from the cVAE's prior)."
 )
-@click.option(
-    "--events",
-    type=click.IntRange(min=2),
-    default=200_000,
-    show_default=True,
-    help="Simulated training events (theta per event from the cVAE's prior).",
-)
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=30,
-    show_default=True,
-    help="Maximum number of epochs.",
-)
-@click.option(
+@epochs_option(30)
+@count_option(
     "--check-events",
-    type=click.IntRange(min=100),
-    default=20_000,
-    show_default=True,
-    help="Events per checked theta (two-sample AUC before and after reweighting).",
+    20_000,
+    100,
+    "Events per checked theta (two-sample AUC before and after reweighting).",
 )
 @workers_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--overwrite", is_flag=True, help="Replace a model already in the run folder.")
+@seed_option
+@overwrite_option()
 def command(cvae_dir, run_dir, events, epochs, check_events, workers, seed, overwrite) -> None:
     """Train r(x|theta) = p_sim/p_cVAE for `dyfit fit --method cvae --dctr RUN_DIR`."""
-    from dyfit.errors import InputError
-    from dyfit.training.checkpoint import MANIFEST
     from dyfit.training.dctr import DCTRConfig
     from dyfit.training.dctr_run import DIAGNOSTICS, train_dctr_run
 
-    if (run_dir / MANIFEST).exists() and not overwrite:
-        raise InputError(f"{run_dir} already holds a model; choose another -o or pass --overwrite")
+    check_new_run_dir(run_dir, overwrite)
     config = DCTRConfig(
         events=events, validation_events=max(2, events // 4), epochs=epochs, seed=seed
     )

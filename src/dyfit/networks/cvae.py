@@ -39,7 +39,7 @@ from dyfit.networks.mlp import is_azimuth
 from dyfit.physics.angular import THETA_NAMES
 from dyfit.physics.prior import ThetaPrior
 
-__all__ = ["Transform", "default_transform", "CVAE", "smooth_mlp"]
+__all__ = ["Transform", "default_transform", "condition_bounds", "CVAE", "smooth_mlp"]
 
 Transform = Literal["linear", "log", "atanh", "angle"]
 LOG2PI = math.log(2 * math.pi)
@@ -64,6 +64,21 @@ def smooth_mlp(n_in: int, n_out: int, width: int, depth: int) -> nn.Sequential:
         layers += [nn.Linear(n_in if i == 0 else width, width), nn.SiLU()]
     layers.append(nn.Linear(width if depth else n_in, n_out))
     return nn.Sequential(*layers)
+
+
+def condition_bounds(
+    bounds: ArrayLike | None, condition_names: Sequence[str], model: str
+) -> NDArray[np.float64]:
+    """The training box (D, 2) of conditions θ (D,), checked; None → the default θ prior's.
+
+    Raises:
+        InputError: Not one (low, high) with low < high per condition (``model`` names
+            the network in the message).
+    """
+    b = np.asarray(ThetaPrior().bounds if bounds is None else bounds, dtype=np.float64)
+    if b.shape != (len(condition_names), 2) or not np.all(b[:, 0] < b[:, 1]):
+        raise InputError(f"{model} bounds must be (low, high) per condition, got {b.tolist()}")
+    return b
 
 
 def _softfloor(raw: Tensor, floor: float) -> Tensor:
@@ -97,12 +112,7 @@ class CVAE(nn.Module):
         super().__init__()
         self.feature_names = tuple(feature_names)
         self.condition_names = tuple(condition_names)
-        if bounds is None:
-            bounds = ThetaPrior().bounds
-        b = np.asarray(bounds, dtype=np.float64)
-        if b.shape != (len(self.condition_names), 2) or not np.all(b[:, 0] < b[:, 1]):
-            raise InputError(f"cVAE bounds must be (low, high) per condition, got {b.tolist()}")
-        self.bounds = b
+        self.bounds = condition_bounds(bounds, self.condition_names, "cVAE")
         self.transforms = tuple(transforms or map(default_transform, self.feature_names))
         if len(self.transforms) != len(self.feature_names) or not set(self.transforms) <= {
             "linear",

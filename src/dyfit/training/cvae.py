@@ -179,11 +179,9 @@ def train_cvae(config: CVAEConfig, source: Any) -> tuple[CVAE, CVAEHistory]:
         >>> cfg = CVAEConfig(features=("mass", "phi", "costh"), events=20_000)
         >>> model, history = train_cvae(cfg, ToyExperiment())  # doctest: +SKIP
     """
-    from dyfit.training.loop import free_cores
+    from dyfit.training.loop import torch_threads
 
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(config.threads or free_cores())
-    try:
+    with torch_threads(config.threads):
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)  # the initial weights
         model = config.build_model()
@@ -205,8 +203,6 @@ def train_cvae(config: CVAEConfig, source: Any) -> tuple[CVAE, CVAEHistory]:
         )
         history.seconds += history.seconds_sampling
         return model.eval(), history
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def train_cvae_run(

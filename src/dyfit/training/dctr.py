@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from dyfit.config import StrictModel
 from dyfit.errors import InputError
-from dyfit.networks.cvae import smooth_mlp
+from dyfit.networks.cvae import condition_bounds, smooth_mlp
 from dyfit.networks.mlp import FeatureEncoder
 from dyfit.physics.angular import THETA_NAMES
 from dyfit.training.stopping import EarlyStopping
@@ -74,10 +74,8 @@ class DCTRReweighter(nn.Module):
         super().__init__()
         self.feature_names = tuple(feature_names)
         self.condition_names = tuple(condition_names)
-        b = np.asarray(bounds, dtype=np.float64)
-        if b.shape != (len(self.condition_names), 2) or not np.all(b[:, 0] < b[:, 1]):
-            raise InputError(f"DCTR bounds must be (low, high) per condition, got {b.tolist()}")
-        self.bounds, self.width, self.depth = b, width, depth
+        self.bounds = condition_bounds(bounds, self.condition_names, "DCTR")
+        self.width, self.depth = width, depth
         self.encoder = FeatureEncoder(self.feature_names, "cossin")
         d = len(self.condition_names)
         self.body = smooth_mlp(len(self.encoder.names) + d, 1, width, depth)
@@ -281,11 +279,9 @@ def train_dctr(config: DCTRConfig, cvae: Any, source: Any) -> tuple[DCTRReweight
     """Train and calibrate the reweighter of ``cvae`` against ``source`` (``simulate(n, θ (n,
     D), rng)``; θ per event from the cVAE's prior, read back from the accepted events)."""
     from dyfit.training.cvae import draw_sample
-    from dyfit.training.loop import free_cores
+    from dyfit.training.loop import torch_threads
 
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(config.threads or free_cores())
-    try:
+    with torch_threads(config.threads):
         t0 = time.perf_counter()
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
@@ -311,5 +307,3 @@ def train_dctr(config: DCTRConfig, cvae: Any, source: Any) -> tuple[DCTRReweight
         history.calibration = calibrate(model.eval(), cvae, config.calibration_events, rng).tolist()
         history.seconds = time.perf_counter() - t0
         return model.eval(), history
-    finally:
-        torch.set_num_threads(threads_before)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +42,14 @@ from dyfit.training.draws import CALIBRATION, ORDER, TRAINING, VALIDATION, draw,
 from dyfit.training.samples import ClassifierSet, FixedTrainingSource, TrainingSource
 from dyfit.training.stopping import EarlyStopping
 
-__all__ = ["TrainingConfig", "TrainingHistory", "free_cores", "resolve_device", "train"]
+__all__ = [
+    "TrainingConfig",
+    "TrainingHistory",
+    "free_cores",
+    "torch_threads",
+    "resolve_device",
+    "train",
+]
 
 LN2 = math.log(2.0)
 RUNTIME_KEYS = ("device", "threads")  # may change on resume: they do not define the model
@@ -117,6 +125,19 @@ def free_cores() -> int:
     """Cores this process may use minus the current load (1-minute average), at least 1."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, n - int(os.getloadavg()[0]))
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """Run the block with ``threads`` torch CPU threads (None: :func:`free_cores`); yields
+    the count and restores the previous one afterwards."""
+    before = torch.get_num_threads()
+    threads = threads or free_cores()
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -267,14 +288,9 @@ def train(
             raise InputError("resume=True needs the checkpoint folder of the run to continue")
         state = load_state(checkpoint)
         _check_resumable(config, provenance, state[0], Path(checkpoint))
-    threads_before = torch.get_num_threads()
-    threads = config.threads or free_cores()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(config.threads) as threads:
         run = (device, world, threads, provenance, checkpoint)
         return _train(config, source, *run, state, progress, callback)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _train(
