@@ -149,8 +149,9 @@ at 68.3 % and 95.4 %:
 
 {cfg["study_toys"]} toys of {cfg["study_events"]:,} events, each with a fresh nominal sample
 of {cfg["nominal_factor"] * cfg["study_events"]:,} events, fitted with the moment regressor,
-with the binned template fit (the strongest traditional method) and with the oracle. A demo-size study: coverage errors are large; the recorded studies
-in docs/benchmarks.md use ≥ 200 toys.
+with the binned template fit (the strongest traditional method) and with the oracle. A
+demo-size study: coverage errors are large; the recorded studies in docs/benchmarks.md use
+100 toys per point.
 
 {study.markdown()}
 ![pulls](study_pulls.png)
