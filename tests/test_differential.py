@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from dyfit.config import validate
+from dyfit.data.events import EventTable
 from dyfit.data.io import write_events
 from dyfit.errors import ConfigError, InputError
 from dyfit.fitting import TruthRatio
@@ -246,3 +247,25 @@ def test_cli_writes_every_output(tmp_path, nominal_truth):
     assert all((out / n).stat().st_size > 0 for n in names)
     bad = CliRunner().invoke(command, [*args[:-4], "--bin", "pT=1,0", "-o", str(out)])
     assert bad.exit_code != 0 and isinstance(bad.exception, InputError)
+
+
+def test_cli_reads_foreign_names_and_cuts_like_fit(tmp_path, nominal_truth):
+    """fit-differential takes fit's data options: a renamed column, a cut on data and nominal."""
+    from dyfit.cli.fit_differential import command
+
+    data = generate_truth(20_000, (1.0, 0.0, 0.1), rng=np.random.default_rng(8))
+    renamed = EventTable(
+        {("dimuon_pt" if k == "true_pT" else k): v for k, v in data.columns.items()}
+    )
+    write_events(renamed, tmp_path / "data.parquet")
+    write_events(nominal_truth.head(50_000), tmp_path / "nominal.parquet")
+    args = ["--model", "truth", "--data", str(tmp_path / "data.parquet")]
+    args += ["--columns", "true_pT=dimuon_pt", "--cut", "true_pT < 2"]
+    args += ["--nominal", str(tmp_path / "nominal.parquet"), "--bin", "true_pT=0,1,2,5"]
+    result = CliRunner().invoke(command, [*args, "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    counts = [b["n_events"] for b in json.loads(result.output)["bins"]]
+    assert counts == [*np.histogram(data["true_pT"], [0, 1, 2])[0].tolist(), 0]
+    dry = CliRunner().invoke(command, [*args, "--dry-run", "-o", str(tmp_path / "dry")])
+    assert dry.exit_code == 0 and "after cut 'true_pT < 2'" in dry.output
+    assert not (tmp_path / "dry").exists()

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from dyfit.cli.options import columns_option, nominal_options, parse_columns
+from dyfit.cli.options import data_options, nominal_options
 from dyfit.fitting.methods import BINNED_METHODS, FIT_METHODS, NEURAL_METHODS
 
-__all__ = ["command", "load_model", "recorded_source", "load_inputs"]
+__all__ = ["command", "load_model", "recorded_source", "load_inputs", "read_data"]
 
 
 def load_model(model_dir: str) -> Any:
@@ -93,32 +93,7 @@ def load_inputs(
     help="Run directory of a trained model, or 'truth' for the truth-level oracle "
     "(needs true_costh, true_phi). The binned methods need none with --nominal.",
 )
-@click.option(
-    "--data",
-    "data_path",
-    metavar="FILE[.root:TREE]",
-    help="Events to fit (Parquet, ROOT or CSV; FILE.root:TREE picks a tree).",
-)
-@columns_option
-@click.option("--weight", metavar="COLUMN", help="Per-event weights (negative allowed).")
-@click.option(
-    "--cut",
-    multiple=True,
-    metavar="EXPR",
-    help='Selection on data and nominal, e.g. "mass > 4.5 and xF < 0.8" (repeatable).',
-)
-@click.option(
-    "--nominal-columns",
-    callback=lambda ctx, param, value: parse_columns(value),
-    metavar="NAME=COLUMN,...",
-    help="Column mapping of the --nominal file.",
-)
-@click.option(
-    "--config",
-    metavar="FILE.toml",
-    help="[data] table: file, columns, weight, cuts, nominal (options given here win).",
-)
-@click.option("--dry-run", is_flag=True, help="Print what would be read and selected; no fit.")
+@data_options
 @click.option(
     "--guard/--no-guard",
     default=None,
@@ -211,13 +186,11 @@ def command(
     from dyfit.fitting import fit
     from dyfit.physics.prior import parse_theta
 
-    selected = None
-    if config or columns or weight or cut or nominal_columns or dry_run or data_path is None:
-        selected, nominal_path, nominal_columns, cut = _read_data(
-            config, data_path, columns, weight, cut, nominal_path, nominal_columns, dry_run
-        )
-        if dry_run:
-            return
+    selected, nominal_path, nominal_columns, cut = read_data(
+        config, data_path, columns, weight, cut, nominal_path, nominal_columns, dry_run
+    )
+    if dry_run:
+        return
     if model_dir is None and method not in BINNED_METHODS:
         raise InputError(f"--method {method} needs --model RUN_DIR")
     model, data, nominal = load_inputs(
@@ -283,10 +256,14 @@ def command(
             plot_guard(report, out / "guard")
 
 
-def _read_data(config, data_path, columns, weight, cuts, nominal_path, nominal_columns, dry_run):
-    """The selected data (``--config``/``--columns``/``--weight``/``--cut``), the nominal
-    file, its mapping and the cuts; with ``dry_run`` the summary is printed instead."""
+def read_data(config, data_path, columns, weight, cuts, nominal_path, nominal_columns, dry_run):
+    """The options of :func:`~dyfit.cli.options.data_options` as (selected data or None, the
+    nominal file, its mapping, the cuts); None when a plain ``--data FILE`` is to be read by
+    :func:`load_inputs`; with ``dry_run`` the summary is printed."""
     from dyfit.data.recipe import DataSpec, describe, load_spec, merge_spec, read_selected
+
+    if not (config or columns or weight or cuts or nominal_columns or dry_run or not data_path):
+        return None, nominal_path, nominal_columns, cuts
 
     spec = merge_spec(
         load_spec(config) if config else None,

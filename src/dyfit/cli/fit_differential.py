@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from dyfit.cli.options import nominal_options
+from dyfit.cli.options import data_options, nominal_options
 from dyfit.fitting.methods import BINNED_METHODS, FIT_METHODS
 
 __all__ = ["command"]
@@ -20,13 +20,7 @@ __all__ = ["command"]
 
 @click.command("fit-differential")
 @click.option("--model", "model_dir", help="Run directory of a trained model, or 'truth'.")
-@click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Events to fit (Parquet, ROOT or CSV).",
-)
+@data_options
 @nominal_options
 @click.option(
     "--bin",
@@ -63,6 +57,12 @@ __all__ = ["command"]
 def command(
     model_dir,
     data_path,
+    columns,
+    weight,
+    cut,
+    nominal_columns,
+    config,
+    dry_run,
     nominal_path,
     nominal_events,
     bins,
@@ -76,7 +76,7 @@ def command(
     output,
 ) -> None:
     """Fit (lambda, mu, nu) per bin; write table.md, results.json, hepdata.yaml/json, plots."""
-    from dyfit.cli.fit import load_inputs
+    from dyfit.cli.fit import load_inputs, read_data
     from dyfit.errors import InputError
     from dyfit.fitting.differential import fit_differential, parse_binning, reference_in_bins
     from dyfit.fitting.parametrised import (
@@ -91,7 +91,21 @@ def command(
     curve = None if truth_curve is None else load_curve(truth_curve)
     if model_dir is None and (method not in BINNED_METHODS or par is not None):
         raise InputError(f"--method {method} and --parametrise need --model RUN_DIR")
-    model, data, nominal = load_inputs(model_dir, data_path, nominal_path, nominal_events, seed)
+    selected, nominal_path, nominal_columns, cut = read_data(
+        config, data_path, columns, weight, cut, nominal_path, nominal_columns, dry_run
+    )
+    if dry_run:
+        return
+    model, data, nominal = load_inputs(
+        model_dir,
+        data_path,
+        nominal_path,
+        nominal_events,
+        seed,
+        data=selected,
+        nominal_columns=nominal_columns,
+        cuts=cut,
+    )
     result = fit_differential(
         model, data, nominal, binning, method, min_events=min_events, drop_invalid=drop_invalid
     )

@@ -336,3 +336,41 @@ def toy_options(f: Callable) -> Callable:
     for decorator in reversed(decorators):
         f = decorator(f)
     return f
+
+
+def data_options(f: Callable) -> Callable:
+    """The data to fit and its selection: ``--data``, ``--columns``, ``--weight``, ``--cut``,
+    ``--nominal-columns``, ``--config`` and ``--dry-run`` (see :mod:`dyfit.data.recipe`)."""
+    decorators = [
+        click.option(
+            "--data",
+            "data_path",
+            metavar="FILE[.root:TREE]",
+            help="Events to fit (Parquet, ROOT or CSV; FILE.root:TREE picks a tree).",
+        ),
+        columns_option,
+        click.option("--weight", metavar="COLUMN", help="Per-event weights (negative allowed)."),
+        click.option(
+            "--cut",
+            multiple=True,
+            metavar="EXPR",
+            help='Selection on data and nominal, e.g. "mass > 4.5 and xF < 0.8" (repeatable).',
+        ),
+        click.option(
+            "--nominal-columns",
+            callback=lambda ctx, param, value: parse_columns(value),
+            metavar="NAME=COLUMN,...",
+            help="Column mapping of the --nominal file.",
+        ),
+        click.option(
+            "--config",
+            metavar="FILE.toml",
+            help="[data] table: file, columns, weight, cuts, nominal (options given here win).",
+        ),
+        click.option(
+            "--dry-run", is_flag=True, help="Print what would be read and selected; no fit."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
