@@ -53,7 +53,12 @@ class Comparison:
                 (r for r in group if r["method"] != ORACLE and r["sigma_ratio_oracle"]),
                 key=lambda r: r["sigma_ratio_oracle"],
             )
-            if ranked:
+            if len(ranked) == 1:
+                lines.append(
+                    f"At θ = ({theta}), {par}: {ranked[0]['method']} has σ/σ_oracle = "
+                    f"{ranked[0]['sigma_ratio_oracle']:.2f}."
+                )
+            elif ranked:
                 best, worst = ranked[0], ranked[-1]
                 lines.append(
                     f"At θ = ({theta}), {par}: {best['method']} is closest to the truth-level "
