@@ -19,7 +19,7 @@ from dyfit.data.columns import FEATURES_DEFAULT
 from dyfit.fitting import TruthRatio, fit
 from dyfit.physics.angular import THETA0
 from dyfit.simulation import Simulation
-from dyfit.training.loop import TrainingConfig
+from dyfit.training.config import TrainingConfig
 from dyfit.training.run import train_run
 
 VARIANTS = {

@@ -32,7 +32,9 @@ from torch.nn import functional
 from torch.utils.data import DataLoader, TensorDataset
 
 from dyfit.toy import ToyExperiment
-from dyfit.training.loop import TrainingConfig, resolve_device, train
+from dyfit.training.config import TrainingConfig
+from dyfit.training.device import resolve_device
+from dyfit.training.loop import train
 from dyfit.training.samples import TOY_FEATURES, ClassifierSet, TrainingSource
 
 REFERENCE_BATCH = 1000  # the proposal's code

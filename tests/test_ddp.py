@@ -26,7 +26,8 @@ from torch import multiprocessing
 
 from dyfit.toy import ToyExperiment
 from dyfit.training import distributed
-from dyfit.training.loop import TrainingConfig, train
+from dyfit.training.config import TrainingConfig
+from dyfit.training.loop import train
 from dyfit.training.samples import TOY_FEATURES, TrainingSource
 
 torch.set_num_threads(1)

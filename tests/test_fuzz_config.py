@@ -25,7 +25,7 @@ from dyfit.detector import SpectrometerConfig
 from dyfit.errors import ConfigError, InputError
 from dyfit.physics.generator import GeneratorConfig
 from dyfit.physics.prior import ThetaPrior, parse_prior, parse_theta
-from dyfit.training.loop import TrainingConfig
+from dyfit.training.config import TrainingConfig
 from fuzz_cases import fuzz, report_cases, tried
 
 _report = report_cases("config: TOML", "config: round trip", "config: theta/prior/columns")

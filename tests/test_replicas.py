@@ -17,7 +17,8 @@ from dyfit.errors import InputError
 from dyfit.physics.angular import THETA0
 from dyfit.toy import ToyExperiment
 from dyfit.training.checkpoint import MANIFEST, load_model, read_manifest
-from dyfit.training.loop import TrainingConfig, train
+from dyfit.training.config import TrainingConfig
+from dyfit.training.loop import train
 from dyfit.training.replicas import BootstrapSource, replica_dir, replica_dirs, train_replicas
 from dyfit.training.resume import STATE
 from dyfit.training.samples import TOY_FEATURES, FixedTrainingSource, TrainingSource

@@ -21,7 +21,8 @@ from dyfit.cli.main import main
 from dyfit.errors import CheckpointError
 from dyfit.toy import ToyExperiment
 from dyfit.training.checkpoint import MANIFEST, load_model
-from dyfit.training.loop import TrainingConfig, train
+from dyfit.training.config import TrainingConfig
+from dyfit.training.loop import train
 from dyfit.training.resume import STATE, read_state
 from dyfit.training.samples import TOY_FEATURES, TrainingSource
 

@@ -11,7 +11,7 @@ import pytest
 
 from dyfit.simulation import Simulation
 from dyfit.studies import run_study
-from dyfit.training.loop import TrainingConfig
+from dyfit.training.config import TrainingConfig
 from dyfit.training.run import train_run
 
 pytestmark = pytest.mark.slow

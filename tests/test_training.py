@@ -13,7 +13,9 @@ from dyfit.physics.angular import THETA0, angular_basis, as_theta
 from dyfit.physics.prior import ThetaPrior
 from dyfit.toy import ToyExperiment
 from dyfit.training.checkpoint import load_model
-from dyfit.training.loop import TrainingConfig, free_cores, train
+from dyfit.training.config import TrainingConfig
+from dyfit.training.device import free_cores
+from dyfit.training.loop import train
 from dyfit.training.quality import check_ratio, model_log_ratio
 from dyfit.training.samples import (
     TOY_FEATURES,

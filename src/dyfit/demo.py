@@ -48,7 +48,7 @@ class _Step:
 
 
 def _train(estimator: str, events: int, epochs: int, cfg: DemoConfig, sim, run_dir: Path):
-    from dyfit.training.loop import TrainingConfig
+    from dyfit.training.config import TrainingConfig
     from dyfit.training.run import train_run
 
     config = TrainingConfig(

@@ -2,13 +2,14 @@
 
 Values are parsed by the library's own parsers (``parse_theta``, ``parse_prior``),
 so a bad value is one :class:`~dyfit.errors.InputError` line. Nothing heavy is
-imported at module level: ``dyfit CMD --help`` stays fast.
+imported at module level: ``dyfit CMD --help`` stays fast. The options of the
+pseudo-experiment commands are in :mod:`dyfit.cli.study_options`, those of the
+training commands in :mod:`dyfit.cli.training_options`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -30,22 +31,11 @@ __all__ = [
     "smearing_option",
     "config_option",
     "workers_option",
-    "nominal_options",
-    "source_option",
-    "event_source",
-    "dask_options",
-    "check_dask",
-    "methods_option",
-    "parse_methods",
-    "toy_options",
-    "run_dir_option",
-    "check_new_run_dir",
     "count_option",
-    "epochs_option",
-    "training_prior_option",
-    "toy_option",
-    "overwrite_option",
-    "replica_dask_options",
+    "nominal_options",
+    "data_options",
+    "scheduler_options",
+    "check_dask",
 ]
 
 
@@ -151,6 +141,13 @@ workers_option = click.option(
 )
 
 
+def count_option(flag: str, default: int, minimum: int, help: str | None = None) -> Callable:
+    """An integer option ``flag`` of at least ``minimum``, ``default`` shown in --help."""
+    return click.option(
+        flag, type=click.IntRange(min=minimum), default=default, show_default=True, help=help
+    )
+
+
 def nominal_options(f: Callable) -> Callable:
     """``--nominal FILE`` and ``--nominal-events M``: the sample that normalises the ratio."""
     f = click.option(
@@ -164,178 +161,6 @@ def nominal_options(f: Callable) -> Callable:
         type=click.Path(exists=True, dir_okay=False),
         help="Events at theta0 = (1, 0, 0); simulated with the model's source if not given.",
     )(f)
-
-
-source_option = click.option(
-    "--source",
-    default="recorded",
-    show_default=True,
-    metavar="recorded|toy|pool:FILE",
-    help="Where the toys come from: the model's recorded simulation, the analytic toy, or a "
-    "large simulation at theta0 in FILE, reweighted exactly to each theta (dyfit.studies.pool).",
-)
-
-
-def event_source(source: str, model_dir: str | None, workers: int):
-    """The event source ``--source`` names (``workers`` processes for the recorded one)."""
-    kind, _, path = source.partition(":")
-    if kind == "toy" and not path:
-        from dyfit.toy import ToyExperiment
-
-        return ToyExperiment()
-    if kind == "pool" and path:
-        from dyfit.studies.pool import EventPool
-
-        return EventPool.from_file(path)
-    if kind == "recorded" and not path:
-        if model_dir is None:
-            raise InputError("--source recorded needs --model RUN_DIR; or use toy or pool:FILE")
-        from dyfit.cli.fit import recorded_source
-
-        return recorded_source(model_dir, workers)
-    raise InputError(f"--source {source!r}: use recorded, toy or pool:FILE")
-
-
-def _dask_options(scheduler_help: str) -> Callable[[Callable], Callable]:
-    """``--scheduler`` (described by ``scheduler_help``) and ``--dask-workers``."""
-
-    def decorate(f: Callable) -> Callable:
-        f = click.option(
-            "--dask-workers",
-            type=click.IntRange(min=1),
-            help="Processes of the local Dask cluster (--scheduler local) [default: CPU count].",
-        )(f)
-        return click.option("--scheduler", help=scheduler_help)(f)
-
-    return decorate
-
-
-dask_options = _dask_options(
-    "Fan the toys out over Dask: 'local' (a LocalCluster), a scheduler address "
-    "(tcp://host:8786) or a scheduler file (*.json). Results do not depend on it."
-)
-replica_dask_options = _dask_options(
-    "Train the replicas on Dask: 'local' (a LocalCluster), a scheduler address or a "
-    "scheduler file (*.json); the workers must see RUN_DIR. Results do not depend on it."
-)
-
-
-def check_dask(scheduler: str | None, dask_workers: int | None) -> None:
-    if dask_workers is not None and scheduler != "local":
-        raise InputError("--dask-workers applies to --scheduler local only")
-
-
-def methods_option(default: str | None, help_default: str) -> Callable:
-    """``--methods``: comma-separated fit methods."""
-    from dyfit.fitting.methods import FIT_METHODS
-
-    return click.option(
-        "--methods",
-        default=default,
-        show_default=default is not None,
-        help=f"Comma-separated, from {', '.join(FIT_METHODS)}{help_default}.",
-    )
-
-
-def parse_methods(text: str | None) -> list[str] | None:
-    """``--methods`` as a list (None when not given); unknown names are refused."""
-    from dyfit.fitting.methods import FIT_METHODS
-
-    if text is None:
-        return None
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in FIT_METHODS]
-    if unknown or not methods:
-        raise InputError(
-            f"--methods {text!r}: unknown {', '.join(unknown) or 'none given'}; "
-            f"use {', '.join(FIT_METHODS)}"
-        )
-    return methods
-
-
-# --- the training commands (train, train-cvae, train-dctr, example) -------------------------
-def run_dir_option(help: str, *, required: bool = True) -> Callable:
-    """``-o/--output RUN_DIR`` as a :class:`~pathlib.Path` (parameter ``run_dir``)."""
-    return click.option(
-        "-o",
-        "--output",
-        "run_dir",
-        required=required,
-        type=click.Path(path_type=Path),
-        default=None,
-        help=help,
-    )
-
-
-def check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Refuse to replace the model in ``run_dir`` unless ``--overwrite`` was given."""
-    from dyfit.training.checkpoint import MANIFEST
-
-    if (run_dir / MANIFEST).exists() and not overwrite:
-        raise InputError(f"{run_dir} already holds a model; choose another -o or pass --overwrite")
-
-
-def count_option(flag: str, default: int, minimum: int, help: str | None = None) -> Callable:
-    """An integer option ``flag`` of at least ``minimum``, ``default`` shown in --help."""
-    return click.option(
-        flag, type=click.IntRange(min=minimum), default=default, show_default=True, help=help
-    )
-
-
-def epochs_option(default: int) -> Callable:
-    """``--epochs``: the most epochs a training runs (early stopping may end it sooner)."""
-    return count_option("--epochs", default, 1, "Maximum number of epochs.")
-
-
-def overwrite_option(help: str = "Replace a model already in the run folder.") -> Callable:
-    """``--overwrite``: a flag that lets a command write into a folder holding a model."""
-    return click.option("--overwrite", is_flag=True, help=help)
-
-
-training_prior_option = click.option(
-    "--prior",
-    default=None,
-    help="Training box: lambda=LO:HI,mu=LO:HI,nu=LO:HI or a preset (default, proposal).",
-)
-toy_option = click.option(
-    "--toy", is_flag=True, help="Train on the analytic toy instead of the simulation."
-)
-
-
-def toy_options(f: Callable) -> Callable:
-    """The pseudo-experiment options shared by ``dyfit study`` and ``dyfit compare``."""
-    decorators = [
-        click.option(
-            "--theta",
-            "thetas",
-            multiple=True,
-            required=True,
-            help="Injected theta L,M,V; repeat for more points.",
-        ),
-        count_option("--toys", 100, 2),
-        click.option("--events", type=click.IntRange(min=1), required=True, help="Events per toy."),
-        click.option(
-            "--nominal-events",
-            type=click.IntRange(min=1),
-            help="Fresh nominal events per toy [default: 3x --events].",
-        ),
-        source_option,
-        seed_option,
-        workers_option,
-        dask_options,
-        click.option("--cvae", "cvae_dir", help="A cVAE run directory, for the cvae method."),
-        click.option(
-            "-o",
-            "--output",
-            required=True,
-            type=click.Path(file_okay=False),
-            help="Output folder; each finished toy is kept there, so a rerun resumes a "
-            "killed study.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        f = decorator(f)
-    return f
 
 
 def data_options(f: Callable) -> Callable:
@@ -374,3 +199,23 @@ def data_options(f: Callable) -> Callable:
     for decorator in reversed(decorators):
         f = decorator(f)
     return f
+
+
+def scheduler_options(scheduler_help: str) -> Callable[[Callable], Callable]:
+    """``--scheduler`` (described by ``scheduler_help``) and ``--dask-workers``."""
+
+    def decorate(f: Callable) -> Callable:
+        f = click.option(
+            "--dask-workers",
+            type=click.IntRange(min=1),
+            help="Processes of the local Dask cluster (--scheduler local) [default: CPU count].",
+        )(f)
+        return click.option("--scheduler", help=scheduler_help)(f)
+
+    return decorate
+
+
+def check_dask(scheduler: str | None, dask_workers: int | None) -> None:
+    """Refuse ``--dask-workers`` unless the cluster is the local one it sizes."""
+    if dask_workers is not None and scheduler != "local":
+        raise InputError("--dask-workers applies to --scheduler local only")

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import click
 
-from dyfit.cli.options import (
-    check_dask,
-    event_source,
-    methods_option,
-    parse_methods,
-    toy_options,
-)
+from dyfit.cli.options import check_dask
+from dyfit.cli.study_options import event_source, methods_option, parse_methods, toy_options
 
 __all__ = ["command"]
 

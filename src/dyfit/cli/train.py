@@ -14,14 +14,13 @@ from pathlib import Path
 
 import click
 
-from dyfit.cli.options import (
-    check_dask,
+from dyfit.cli.options import check_dask, workers_option
+from dyfit.cli.training_options import (
     overwrite_option,
     replica_dask_options,
     run_dir_option,
     toy_option,
     training_prior_option,
-    workers_option,
 )
 
 __all__ = ["command"]
@@ -89,7 +88,7 @@ def command(
     from dyfit.errors import InputError
     from dyfit.physics.prior import parse_prior
     from dyfit.training.checkpoint import MANIFEST, read_manifest
-    from dyfit.training.loop import TrainingConfig
+    from dyfit.training.config import TrainingConfig
     from dyfit.training.resume import STATE, read_state
     from dyfit.training.run import train_run
     from dyfit.training.samples import TOY_FEATURES, simulator_from_provenance

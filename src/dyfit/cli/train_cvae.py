@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import click
 
-from dyfit.cli.options import (
+from dyfit.cli.options import count_option, seed_option, workers_option
+from dyfit.cli.training_options import (
     check_new_run_dir,
-    count_option,
     epochs_option,
     overwrite_option,
     run_dir_option,
-    seed_option,
     toy_option,
     training_prior_option,
-    workers_option,
 )
 
 __all__ = ["command"]

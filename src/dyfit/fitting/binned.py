@@ -17,15 +17,9 @@ and f_j linear in c = (1, λ, μ, ν): f_j = M_j·c.
   A_j at the previous θ̂, which removes the dependence of the bin-averaged acceptance
   (migrations, slope within a bin) on the assumed θ.
 
-The fit maximises the Poisson likelihood with s_m profiled, ŝ_m = N_m / F_m:
-
-    NLL(θ) = −Σ_j n_j log f_j + Σ_m N_m log F_m,   F_m = Σ_{j∈m} f_j,
-
-by Newton's method (its Hessian is analytic). ``stat``: H⁻¹, or H⁻¹(Σ w²-sandwich)H⁻¹
-for weighted data (sumw2). ``nominal``: the nominal sample's fluctuation of M_j
-(covariance C_j per bin) moves θ̂ by −H⁻¹ Σ_j D_j δM_j, D_j = ∂score/∂M_j, so
-V_nominal = H⁻¹ (Σ_j D_j C_j D_jᵀ) H⁻¹ (the M-estimator argument of
-:mod:`dyfit.fitting.likelihood`). Bins with fewer than ``min_nominal`` nominal events
+Each method maximises the Poisson likelihood with s_m profiled, by Newton's method
+(:func:`~dyfit.fitting.poisson.profile_fit`, which also gives the ``stat`` and
+``nominal`` covariances). Bins with fewer than ``min_nominal`` nominal events
 are left out (listed in ``extra["bins"]``): the acceptance there is unknown.
 """
 
@@ -40,117 +34,12 @@ from numpy.typing import ArrayLike, NDArray
 from dyfit.data.events import EventTable
 from dyfit.data.io import check_finite
 from dyfit.errors import InputError
-from dyfit.fitting.binning import Binning, bin_integrals, parse_bins
+from dyfit.fitting.binning import Binning, bin_integrals, bin_sums, parse_bins
+from dyfit.fitting.poisson import profile_fit
 from dyfit.fitting.result import FitResult
 from dyfit.physics.angular import THETA0, angular_basis, as_theta, basis_coefficients, is_physical
 
-__all__ = ["Binning", "parse_bins", "bin_integrals", "profile_fit", "fit_binned"]
-
-_E = np.eye(4)[1:]  # ∂c/∂θ, (3, 4)
-
-
-def _sums(index: NDArray, n_bins: int, values: NDArray) -> NDArray:
-    """Σ of ``values`` (N, *S) per bin, shape (n_bins, *S); events with index -1 skipped."""
-    ok = index >= 0
-    flat = values[ok].reshape(int(ok.sum()), -1)
-    out = np.stack(
-        [np.bincount(index[ok], flat[:, k], minlength=n_bins) for k in range(flat.shape[1])], -1
-    )
-    return out.reshape((n_bins,) + values.shape[1:])
-
-
-def _nll(theta: NDArray, n: NDArray, m: NDArray, group: NDArray, n_group: NDArray):
-    """The profiled NLL, its gradient (3,) and Hessian (3, 3); None where some f_j ≤ 0."""
-    c = basis_coefficients(theta)
-    f = m @ c
-    big_f = np.bincount(group, f, minlength=len(n_group))
-    if np.any(f <= 0) or np.any(big_f <= 0):
-        return None
-    grad_f = _sums(group, len(n_group), m[:, 1:])  # ∇F_m, (K, 3)
-    g = m[:, 1:] / f[:, None]
-    gbar = grad_f / big_f[:, None]
-    value = -n @ np.log(f) + n_group @ np.log(big_f)
-    grad = -n @ g + n_group @ gbar
-    hess = (g.T * n) @ g - (gbar.T * n_group) @ gbar
-    return value, grad, hess, f, g, gbar
-
-
-def profile_fit(
-    n: NDArray,
-    w2: NDArray,
-    m: NDArray,
-    cov_m: NDArray,
-    group: NDArray,
-    start: ArrayLike = THETA0,
-    weighted: bool = False,
-) -> dict[str, Any]:
-    """Maximise the profiled Poisson likelihood (module docstring) by Newton's method.
-
-    Arguments:
-        n: Data per bin Σw, shape (J,); w2: Σw² per bin, shape (J,).
-        m: The rows M_j with f_j = M_j·c, shape (J, 4); cov_m: their covariance from the
-            finite nominal sample, shape (J, 4, 4).
-        group: The kinematic bin of each bin, shape (J,), in [0, K).
-        weighted: Use the sumw2 sandwich for ``stat`` (weighted data).
-
-    Returns:
-        A dict with ``theta`` (3,), ``stat`` and ``nominal`` (3, 3), ``converged``,
-        ``iterations``, ``deviance`` and ``ndf``.
-    """
-    n_group = np.bincount(group, n, minlength=int(group.max()) + 1)
-    theta = np.asarray(start, dtype=np.float64).copy()
-    state = _nll(theta, n, m, group, n_group)
-    if state is None:
-        theta, state = THETA0.copy(), _nll(THETA0, n, m, group, n_group)
-    converged, it = False, 0
-    for it in range(1, 101):  # noqa: B007 - the count is reported
-        value, grad, hess = state[:3]
-        tau = 0.0
-        while True:  # Levenberg damping where the Hessian is not positive definite
-            try:
-                chol = np.linalg.cholesky(hess + tau * np.eye(3))
-                break
-            except np.linalg.LinAlgError:
-                tau = max(2 * tau, 1e-6 * np.trace(np.abs(hess)) + 1e-12)
-        step = -np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
-        decrement = -grad @ step  # the Newton decrement: NLL units, errordef 0.5
-        if decrement < 1e-8:
-            converged = True
-            break
-        t = 1.0
-        while t > 1e-8:
-            trial = _nll(theta + t * step, n, m, group, n_group)
-            if trial is not None and trial[0] <= value - 1e-4 * t * decrement:
-                break
-            t *= 0.5
-        else:
-            # no decrease left to find: the NLL's rounding (~1e-16 N) is the floor
-            converged = decrement < 1e-4
-            break
-        theta, state = theta + t * step, trial
-    value, grad, hess, f, g, gbar = state
-    h_inv = np.linalg.inv(hess)
-    u = g - gbar[group]  # the score per unit count in bin j
-    stat = h_inv @ ((u.T * w2) @ u) @ h_inv if weighted else h_inv
-    c = basis_coefficients(theta)
-    big_f = np.bincount(group, f, minlength=len(n_group))
-    # D_j = −(n_j/f_j)(E − g_j cᵀ) + (N_m/F_m)(E − ḡ_m cᵀ), each (3, 4)
-    d = -(n / f)[:, None, None] * (_E - g[:, :, None] * c) + (n_group / big_f)[group][
-        :, None, None
-    ] * (_E - gbar[group][:, :, None] * c)
-    nominal = h_inv @ np.einsum("jak,jkl,jbl->ab", d, cov_m, d) @ h_inv
-    mu = (n_group / big_f)[group] * f
-    pos = n > 0
-    deviance = 2 * (mu.sum() - n.sum() + n[pos] @ np.log(n[pos] / mu[pos]))
-    return {
-        "theta": theta,
-        "stat": stat,
-        "nominal": nominal,
-        "converged": converged,
-        "iterations": it,
-        "deviance": float(deviance),
-        "ndf": int(len(n) - len(n_group) - 3),
-    }
+__all__ = ["Binning", "parse_bins", "bin_integrals", "fit_binned"]
 
 
 def _columns(binning: Binning, truth: bool = False) -> list[str]:
@@ -211,7 +100,7 @@ def fit_binned(
     w = np.asarray(data["weight"], dtype=np.float64) if weighted else np.ones(len(data))
     wn = np.asarray(nominal["weight"], dtype=np.float64) if "weight" in nominal else None
     idx, idx_nom = reco_index(data), reco_index(nominal)
-    n, w2 = _sums(idx, n_bins, w), _sums(idx, n_bins, w * w)
+    n, w2 = bin_sums(idx, n_bins, w), bin_sums(idx, n_bins, w * w)
     count_nom = np.bincount(idx_nom[idx_nom >= 0], minlength=n_bins)
     a = angular_basis(nominal["true_costh"], nominal["true_phi"])
     if wn is not None:
@@ -231,8 +120,8 @@ def fit_binned(
     else:
         used = count_nom >= min_nominal
         if method == "template":
-            m = _sums(idx_nom, n_bins, a)
-            cov_m = _sums(idx_nom, n_bins, a[:, :, None] * a[:, None, :])
+            m = bin_sums(idx_nom, n_bins, a)
+            cov_m = bin_sums(idx_nom, n_bins, a[:, :, None] * a[:, None, :])
             out = _fit_used(n, w2, m, cov_m, group, used, start, weighted)
         else:
             out = _fit_acceptance(
@@ -307,7 +196,7 @@ def _fit_acceptance(
     def fit_at(theta_ref: NDArray) -> dict[str, Any]:
         c_ref = basis_coefficients(theta_ref)
         wa = a @ c_ref  # truth weights to θ_ref (unnormalised; the constant cancels)
-        s1, s2 = _sums(idx_nom, n_bins, wa), _sums(idx_nom, n_bins, wa * wa)
+        s1, s2 = bin_sums(idx_nom, n_bins, wa), bin_sums(idx_nom, n_bins, wa * wa)
         with np.errstate(divide="ignore", invalid="ignore"):
             acc = np.where(used, s1 / (big_b @ c_ref), 0.0)
             rel = np.where(used, s2 / s1**2, 0.0)

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from dyfit.data.events import EventTable
 from dyfit.errors import InputError
 
-__all__ = ["KINEMATIC", "Binning", "parse_bins", "bin_integrals"]
+__all__ = ["KINEMATIC", "Binning", "parse_bins", "bin_integrals", "bin_sums"]
 
 KINEMATIC = ("mass", "pT", "xF")
 
@@ -125,3 +125,13 @@ def bin_integrals(binning: Binning) -> NDArray[np.float64]:
     h = np.stack([p, p, np.sin(p), 0.5 * np.sin(2 * p)], -1)
     dg, dh = np.diff(g, axis=0), np.diff(h, axis=0)  # (n_cos, 4), (n_phi, 4)
     return (dg[:, None, :] * dh[None, :, :]).reshape(-1, 4)
+
+
+def bin_sums(index: NDArray, n_bins: int, values: NDArray) -> NDArray:
+    """Σ of ``values`` (N, *S) per bin, shape (n_bins, *S); events with index -1 skipped."""
+    ok = index >= 0
+    flat = values[ok].reshape(int(ok.sum()), -1)
+    out = np.stack(
+        [np.bincount(index[ok], flat[:, k], minlength=n_bins) for k in range(flat.shape[1])], -1
+    )
+    return out.reshape((n_bins,) + values.shape[1:])

@@ -1,7 +1,8 @@
 """Training the ratio models: samples, the loop, checkpoints and quality checks."""
 
 from dyfit.training.checkpoint import load_model, save_model
-from dyfit.training.loop import TrainingConfig, TrainingHistory, train
+from dyfit.training.config import TrainingConfig, TrainingHistory
+from dyfit.training.loop import train
 from dyfit.training.samples import FixedTrainingSource, TrainingSource
 
 __all__ = [

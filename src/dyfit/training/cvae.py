@@ -28,6 +28,7 @@ from dyfit.data.columns import FEATURES_DEFAULT
 from dyfit.errors import InputError
 from dyfit.networks.cvae import CVAE
 from dyfit.physics.prior import ThetaPrior
+from dyfit.training.device import torch_threads
 from dyfit.training.stopping import EarlyStopping
 
 __all__ = [
@@ -179,8 +180,6 @@ def train_cvae(config: CVAEConfig, source: Any) -> tuple[CVAE, CVAEHistory]:
         >>> cfg = CVAEConfig(features=("mass", "phi", "costh"), events=20_000)
         >>> model, history = train_cvae(cfg, ToyExperiment())  # doctest: +SKIP
     """
-    from dyfit.training.loop import torch_threads
-
     with torch_threads(config.threads):
         rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)  # the initial weights

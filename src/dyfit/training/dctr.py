@@ -38,6 +38,7 @@ from dyfit.errors import InputError
 from dyfit.networks.cvae import condition_bounds, smooth_mlp
 from dyfit.networks.mlp import FeatureEncoder
 from dyfit.physics.angular import THETA_NAMES
+from dyfit.training.device import torch_threads
 from dyfit.training.stopping import EarlyStopping
 
 __all__ = [
@@ -279,7 +280,6 @@ def train_dctr(config: DCTRConfig, cvae: Any, source: Any) -> tuple[DCTRReweight
     """Train and calibrate the reweighter of ``cvae`` against ``source`` (``simulate(n, θ (n,
     D), rng)``; θ per event from the cVAE's prior, read back from the accepted events)."""
     from dyfit.training.cvae import draw_sample
-    from dyfit.training.loop import torch_threads
 
     with torch_threads(config.threads):
         t0 = time.perf_counter()

@@ -20,7 +20,7 @@ from dyfit.training.distributed import World
 from dyfit.training.samples import ClassifierSet, FixedTrainingSource, MomentSet
 
 if TYPE_CHECKING:
-    from dyfit.training.loop import TrainingConfig
+    from dyfit.training.config import TrainingConfig
 
 __all__ = ["VALIDATION", "TRAINING", "CALIBRATION", "ORDER", "stream", "draw", "tensors"]
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from dyfit.errors import InputError
 from dyfit.training.checkpoint import MANIFEST, read_manifest, save_model
-from dyfit.training.loop import RUNTIME_KEYS, TrainingConfig, train
+from dyfit.training.config import RUNTIME_KEYS, TrainingConfig
+from dyfit.training.loop import train
 from dyfit.training.resume import STATE
 from dyfit.training.samples import EventSource, FixedTrainingSource
 

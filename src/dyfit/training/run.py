@@ -7,7 +7,8 @@ from pathlib import Path
 from dyfit.networks import RatioModel
 from dyfit.training import distributed
 from dyfit.training.checkpoint import save_model
-from dyfit.training.loop import TrainingConfig, TrainingHistory, train
+from dyfit.training.config import TrainingConfig, TrainingHistory
+from dyfit.training.loop import train
 from dyfit.training.samples import EventSource, TrainingSource
 
 __all__ = ["train_run"]
