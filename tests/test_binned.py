@@ -179,3 +179,13 @@ def test_bad_inputs(toy_nominal):
     # Events outside the binning are counted and reported.
     r = fit_binned(data, toy_nominal, bins="costh=-0.3:0.3")
     assert r.extra["bins"]["data_left_out"] > 0.3 * len(data) and r.warnings
+
+
+@pytest.mark.parametrize("method", ["template", "binned-acceptance"])
+def test_too_few_nominal_events_is_bad_input(method):
+    """300 nominal events over 20 x 12 bins leave no bin with 10: one line, not a crash."""
+    toy = ToyExperiment()
+    data = toy.simulate(100, THETA0, np.random.default_rng(1))
+    nominal = toy.simulate(300, THETA0, np.random.default_rng(2))
+    with pytest.raises(InputError, match="enough nominal events"):
+        fit_binned(data, nominal, method)

@@ -101,3 +101,12 @@ def test_study_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert "| likelihood | lambda |" in result.stdout
     assert (tmp_path / "study.json").exists() and (tmp_path / "coverage.pdf").exists()
+
+
+def test_study_refuses_theta_outside_the_trained_range(tmp_path):
+    """An injected θ the model was not trained on (or an unphysical one) is bad input."""
+    model = TruthRatio(prior=ThetaPrior(lambda_=(0.5, 1.5)))
+    for theta, why in (([1.8, 0, 0], "outside the model's trained range"), ([1, 2, 0], "negative")):
+        with pytest.raises(InputError, match=why):
+            run_study(model, ToyExperiment(), [theta], 2, 100, 300, journal=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

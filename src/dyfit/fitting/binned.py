@@ -169,6 +169,11 @@ def fit_binned(
 def _fit_used(n, w2, m, cov_m, group, used, start, weighted) -> dict[str, Any]:
     """:func:`profile_fit` on the bins ``used``, kinematic bins renumbered densely."""
     _, dense = np.unique(group[used], return_inverse=True)
+    if dense.size < 4 + dense.max(initial=0):  # θ and one normalisation per kinematic bin
+        raise InputError(
+            f"only {dense.size} bins hold enough nominal events for a binned fit; "
+            "give a larger nominal sample or coarser --bins"
+        )
     return profile_fit(
         n[used],
         w2[used],

@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from dyfit.atomic import finite_json, write_text_atomic
 from dyfit.errors import DyfitError, DyfitWarning, InputError
 from dyfit.fitting import FIT_METHODS
-from dyfit.physics.angular import THETA0, THETA_NAMES, as_theta
+from dyfit.physics.angular import THETA0, THETA_NAMES, as_theta, check_physical
 
 __all__ = ["METHODS", "toy_rngs", "run_toy", "run_study", "summarise", "StudyResult"]
 
@@ -268,7 +268,14 @@ def run_study(
     from dyfit.parallel import map_jobs
     from dyfit.studies.journal import ToyJournal, describe_source, fingerprint
 
-    thetas = np.atleast_2d(as_theta(thetas))
+    thetas = np.atleast_2d(check_physical(thetas))
+    prior = getattr(model, "prior", None)
+    outside = [] if prior is None else [t for t in thetas if not prior.contains(t)]
+    if outside:
+        raise InputError(
+            f"injected theta {outside[0].tolist()} lies outside the model's trained range "
+            f"({prior.describe()}); pick theta inside it"
+        )
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or toys < 2 or n_events < 1 or n_nominal < 1:
         raise InputError(
