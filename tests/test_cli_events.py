@@ -193,7 +193,8 @@ def test_version_is_fast_and_imports_nothing_heavy() -> None:
     assert time.perf_counter() - start < 1.0
     check = (
         "import sys, dyfit.cli.main, dyfit.cli.generate, dyfit.cli.simulate_detector, "
-        "dyfit.cli.plot_events; heavy = {'torch', 'matplotlib', 'numpy', 'pyarrow'} & "
+        "dyfit.cli.plot_events, dyfit.cli.fit, dyfit.cli.fit_differential, dyfit.cli.study, "
+        "dyfit.cli.compare; heavy = {'torch', 'matplotlib', 'numpy', 'pyarrow'} & "
         "set(sys.modules); assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", check], check=True, env=subprocess_env(), timeout=60)

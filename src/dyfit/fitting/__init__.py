@@ -8,18 +8,37 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from dyfit.data.events import EventTable
 from dyfit.errors import InputError
-from dyfit.fitting.bce import fit_bce
-from dyfit.fitting.evaluate import nominal_sample
-from dyfit.fitting.likelihood import fit_likelihood
 from dyfit.fitting.methods import BINNED_METHODS, FIT_METHODS, GENERATIVE_METHODS, NEURAL_METHODS
-from dyfit.fitting.oracle import TruthRatio
-from dyfit.fitting.result import FIT_RESULT_SCHEMA, FitResult
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from dyfit.data.events import EventTable
+    from dyfit.fitting.bce import fit_bce
+    from dyfit.fitting.likelihood import fit_likelihood
+    from dyfit.fitting.oracle import TruthRatio
+    from dyfit.fitting.result import FIT_RESULT_SCHEMA, FitResult
+
+# The fitters need torch: they load on first use, so that the CLI modules, which import
+# the method names from here, keep `dyfit CMD --help` fast.
+_LAZY = {
+    "FIT_RESULT_SCHEMA": "result",
+    "FitResult": "result",
+    "TruthRatio": "oracle",
+    "fit_bce": "bce",
+    "fit_likelihood": "likelihood",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"dyfit.fitting.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BINNED_METHODS",
@@ -62,6 +81,10 @@ def fit(
 
         return fit_cvae(model, data, **options)
     if nominal is None:
+        import numpy as np
+
+        from dyfit.fitting.evaluate import nominal_sample
+
         if source is None:
             raise InputError("give a nominal sample, or an event source to simulate one")
         n = n_nominal if n_nominal is not None else 3 * len(data)
@@ -71,5 +94,9 @@ def fit(
 
         return fit_binned(data, nominal, method=method, **options)
     if method == "likelihood":
+        from dyfit.fitting.likelihood import fit_likelihood
+
         return fit_likelihood(model, data, nominal, **options)
+    from dyfit.fitting.bce import fit_bce
+
     return fit_bce(model, data, nominal, method=method, **options)
